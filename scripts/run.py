@@ -1,0 +1,98 @@
+"""`make run`: train a first model if there is none, then run the local server and the client.
+
+Both run until Ctrl-C, which stops them cleanly. Ports, model name and paths come from settings.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import settings
+
+SERVING_CONFIG = settings.ROOT / "serving" / "models.config"
+# What docker compose mounts at /models: the config's base_path /models/mnist resolves inside it.
+MODELS_ROOT = settings.MODEL_BASE_PATH.parent
+
+
+def has_version(base_path) -> bool:
+    return base_path.is_dir() and any(p.name.isdigit() for p in base_path.iterdir())
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def train_first_model() -> None:
+    mnist_dir = os.environ.get("MNIST_DIR")
+    data = f"idx:{mnist_dir}" if mnist_dir else "tfds"
+    print(f"No model in {settings.MODEL_BASE_PATH} yet: training a first one (--data {data}).")
+    cmd = [sys.executable, "-m", "train", "--data", data]
+    cmd += ["--model-base-path", str(settings.MODEL_BASE_PATH)]
+    if subprocess.run(cmd).returncode != 0:
+        sys.exit("Training failed (see above). Without internet, set MNIST_DIR to a folder of IDX files.")
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit("The local server stopped while starting (see above).")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if b'"AVAILABLE"' in answer.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    sys.exit(f"The local server did not serve a model within {seconds:.0f} s: {url}")
+
+
+def main() -> None:
+    for port, what in [(settings.REST_API_PORT, "server"), (settings.CLIENT_PORT, "client")]:
+        if port_in_use(port):
+            sys.exit(f"Port {port} (the {what}'s) is already in use: stop what uses it and retry.")
+    if not has_version(settings.MODEL_BASE_PATH):
+        train_first_model()
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--model_config_file", str(SERVING_CONFIG),
+         "--models_root", str(MODELS_ROOT), "--rest_api_port", str(settings.REST_API_PORT)]
+    )  # fmt: skip
+    client = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(settings.ROOT / "client"),
+         "--server.port", str(settings.CLIENT_PORT), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        env={**os.environ, "TF_SERVING_URL": settings.DEFAULT_SERVING_URL},
+    )  # fmt: skip
+    try:
+        wait_until_serving(f"{settings.DEFAULT_SERVING_URL}/v1/models/{settings.MODEL_NAME}", server)
+        print(
+            f"\n  Model server (TF Serving REST API): {settings.DEFAULT_SERVING_URL}"
+            f"/v1/models/{settings.MODEL_NAME}\n"
+            f"  Draw a digit:                       http://localhost:{settings.CLIENT_PORT}\n"
+            "  Ctrl-C stops both.\n",
+            flush=True,
+        )
+        while server.poll() is None and client.poll() is None:
+            time.sleep(0.5)
+        sys.exit("The server or the client stopped (see above); stopping the other.")
+    except KeyboardInterrupt:
+        print("\nStopping.")
+    finally:
+        for process in (client, server):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in (client, server):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()
