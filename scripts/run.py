@@ -34,7 +34,7 @@ def train_first_model() -> None:
     cmd = [sys.executable, "-m", "train", "--data", data]
     cmd += ["--model-base-path", str(settings.MODEL_BASE_PATH)]
     if subprocess.run(cmd).returncode != 0:
-        sys.exit("Training failed (see above). Without internet, set MNIST_DIR to a folder of IDX files.")
+        sys.exit("Training failed (see above). Offline? Set MNIST_DIR to a folder of IDX files.")
 
 
 def wait_until_serving(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
@@ -69,11 +69,11 @@ def main() -> None:
          "--browser.gatherUsageStats", "false"],
         env={**os.environ, "TF_SERVING_URL": settings.DEFAULT_SERVING_URL},
     )  # fmt: skip
+    status_url = f"{settings.DEFAULT_SERVING_URL}/v1/models/{settings.MODEL_NAME}"
     try:
-        wait_until_serving(f"{settings.DEFAULT_SERVING_URL}/v1/models/{settings.MODEL_NAME}", server)
+        wait_until_serving(status_url, server)
         print(
-            f"\n  Model server (TF Serving REST API): {settings.DEFAULT_SERVING_URL}"
-            f"/v1/models/{settings.MODEL_NAME}\n"
+            f"\n  Model server (TF Serving REST API): {status_url}\n"
             f"  Draw a digit:                       http://localhost:{settings.CLIENT_PORT}\n"
             "  Ctrl-C stops both.\n",
             flush=True,
