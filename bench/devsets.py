@@ -1,0 +1,281 @@
+"""Dev sets that look like what a person draws on the canvas, not like MNIST.
+
+Every generator yields `(canvas, label)` pairs, where `canvas` is what the browser sends: a
+280x280x4 uint8 RGBA image, white ink (RGB 255) whose alpha is the ink coverage, on a transparent
+black background. They are deterministic: item i is drawn from `np.random.default_rng((seed, i))`,
+so a set is the same however much of it is read. Canvases are yielded one at a time because a
+thousand of them take 300 MB.
+
+- `sklearn_digits`: scikit-learn's 1,797 real handwritten digits (43 writers, 8x8), upscaled onto
+  the canvas at a random size and position.
+- `continental_1`, `continental_7`: a 1 with a long flag and a foot, a 7 with a crossbar, drawn as
+  jittered strokes with a round brush.
+- `redrawn_mnist`: MNIST digits' skeletons redrawn with a round brush in a given style: `thin`,
+  `thick`, `slant` or `small_corner` (and `plain`, a normal brush, as a control).
+"""
+
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+CANVAS = 280
+Sample = tuple[np.ndarray, int]
+
+# Stroke widths (pixels on the 280x280 canvas) of each redrawn-MNIST style, and the digit height.
+STYLES = {
+    "plain": {"width": (14, 22), "height": (150, 220)},
+    "thin": {"width": (3, 6), "height": (150, 220)},
+    "thick": {"width": (30, 42), "height": (170, 230)},
+    "slant": {"width": (14, 22), "height": (150, 200)},
+    "small_corner": {"width": (6, 10), "height": (45, 75)},
+}
+
+
+def to_rgba(ink: np.ndarray) -> np.ndarray:
+    """A (280, 280) uint8 ink coverage as the canvas sends it: white RGB, coverage in alpha."""
+    rgba = np.zeros((*ink.shape, 4), np.uint8)
+    rgba[..., :3] = np.where(ink[..., None] > 0, 255, 0)
+    rgba[..., 3] = ink
+    return rgba
+
+
+def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int) -> None:
+    """Max-blend `patch` into `canvas` at (top, left), clipped to the canvas."""
+    h, w = patch.shape
+    t0, l0 = max(top, 0), max(left, 0)
+    t1, l1 = min(top + h, canvas.shape[0]), min(left + w, canvas.shape[1])
+    if t1 > t0 and l1 > l0:
+        region = canvas[t0:t1, l0:l1]
+        np.maximum(region, patch[t0 - top : t1 - top, l0 - left : l1 - left], out=region)
+
+
+def _place(patch: np.ndarray, rng: np.random.Generator, margin: int = 6) -> np.ndarray:
+    """A canvas with `patch` at a random position that keeps it inside the canvas."""
+    canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+    h, w = patch.shape
+    top = int(rng.integers(margin, max(margin + 1, CANVAS - h - margin)))
+    left = int(rng.integers(margin, max(margin + 1, CANVAS - w - margin)))
+    _paste(canvas, patch, top, left)
+    return canvas
+
+
+def _crop_ink(ink: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(ink)
+    if len(ys) == 0:
+        return ink
+    return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+# --- scikit-learn digits --------------------------------------------------------------------
+
+
+def sklearn_digits(seed: int = 0, limit: int | None = None) -> Iterator[Sample]:
+    """scikit-learn's `load_digits()`, upscaled to 90-230 px tall at a random canvas position.
+
+    Its 8x8 images count ink pixels of 4x4 blocks of a 32x32 bitmap (0..16); a smooth upscale and
+    a soft threshold turn them back into strokes with antialiased edges.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    n = len(digits.target) if limit is None else min(limit, len(digits.target))
+    for i in range(n):
+        rng = np.random.default_rng((seed, i))
+        size = int(rng.integers(90, 231))
+        # Padded 8x8 -> canvas pixels, smoothed over half a cell so the 4x4 blocks become round
+        # strokes; a threshold near half a cell keeps about the original stroke width.
+        cells = np.pad(digits.images[i].astype(np.float32) / 16.0, 1)
+        big = cv2.resize(cells, (size * 10 // 8,) * 2, interpolation=cv2.INTER_LINEAR)
+        big = cv2.GaussianBlur(big, (0, 0), size / 24)
+        threshold = rng.uniform(0.35, 0.5)
+        ink = np.clip((big - threshold) / 0.08, 0.0, 1.0)
+        patch = _crop_ink((ink * 255).astype(np.uint8))
+        yield to_rgba(_place(patch, rng)), int(digits.target[i])
+
+
+# --- continental forms drawn as strokes -----------------------------------------------------
+
+
+def _jittered_polyline(points: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
+    """Resample a polyline into short segments and wobble them like a hand on a mouse or pad."""
+    out = [points[0]]
+    for a, b in zip(points[:-1], points[1:], strict=True):
+        steps = max(2, int(np.linalg.norm(b - a) / 12))
+        for t in np.linspace(0, 1, steps + 1)[1:]:
+            out.append(a + (b - a) * t)
+    out = np.array(out, np.float64)
+    # Smooth random wobble: cumulative noise, then pinned back so the corners stay recognisable.
+    wobble = np.cumsum(rng.normal(0, jitter, out.shape), axis=0) * 0.5
+    wobble -= np.linspace(wobble[0], wobble[-1], len(out))
+    return out + wobble
+
+
+def _draw_strokes(strokes: list[np.ndarray], width: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw strokes (in a unit-free frame) with a round brush, slant them, fit them on a canvas."""
+    # Slant like handwriting: shear x by -y (positive shear leans the top to the right).
+    shear = rng.uniform(-0.15, 0.35)
+    strokes = [s.copy() for s in strokes]
+    for s in strokes:
+        s[:, 0] = s[:, 0] - shear * s[:, 1]
+    everything = np.concatenate(strokes)
+    lo = everything.min(axis=0)
+    # Supersample 4x for antialiased edges, like the browser's canvas.
+    k = 4
+    pad = width
+    size = (everything.max(axis=0) - lo + 2 * pad).astype(int) + 1
+    big = np.zeros((size[1] * k, size[0] * k), np.uint8)
+    for s in strokes:
+        pts = np.round((s - lo + pad) * k * 16).astype(np.int32)  # 4 fractional bits
+        cv2.polylines(big, [pts], False, 255, width * k, cv2.LINE_AA, shift=4)
+    patch = cv2.resize(big, (size[0], size[1]), interpolation=cv2.INTER_AREA)
+    return _place(_crop_ink(patch), rng)
+
+
+def _one_continental(rng: np.random.Generator) -> list[np.ndarray]:
+    """A 1 with a long flag from its top down-left, and a foot (a horizontal base stroke)."""
+    h = rng.uniform(130, 220)
+    flag_len = h * rng.uniform(0.3, 0.55)
+    flag_angle = np.deg2rad(rng.uniform(20, 50))  # below the horizontal, pointing down-left
+    top = np.array([0.0, 0.0])
+    flag_end = top + flag_len * np.array([-np.cos(flag_angle), np.sin(flag_angle)])
+    bottom = np.array([rng.normal(0, 4), h])
+    foot = h * rng.uniform(0.2, 0.35)
+    jitter = rng.uniform(0.5, 2.0)
+    body = _jittered_polyline(np.array([flag_end, top, bottom]), rng, jitter)
+    base = np.array([bottom + [-foot, rng.normal(0, 3)], bottom + [foot, rng.normal(0, 3)]])
+    return [body, _jittered_polyline(base, rng, jitter)]
+
+
+def _seven_continental(rng: np.random.Generator) -> list[np.ndarray]:
+    """A 7: a top bar, a long diagonal down to the left, and a crossbar through the diagonal."""
+    h = rng.uniform(130, 220)
+    w = h * rng.uniform(0.5, 0.8)
+    jitter = rng.uniform(0.5, 2.0)
+    start = np.array([0.0, rng.uniform(0, 0.12) * h])  # the bar may start with a small drop
+    corner = np.array([w, 0.0])
+    foot = np.array([w * rng.uniform(0.05, 0.45), h])
+    strokes = []
+    if rng.random() < 0.3:  # a little serif hanging down from the bar's start
+        strokes.append(_jittered_polyline(np.array([start + [0, 0.15 * h], start]), rng, jitter))
+    strokes.append(_jittered_polyline(np.array([start, corner, foot]), rng, jitter))
+    mid = corner + (foot - corner) * rng.uniform(0.4, 0.6)
+    half = w * rng.uniform(0.25, 0.45)
+    tilt = rng.normal(0, 0.05) * half
+    cross = np.array([mid + [-half, tilt], mid + [half, -tilt]])
+    strokes.append(_jittered_polyline(cross, rng, jitter))
+    return strokes
+
+
+def continental_1(seed: int = 0, n: int = 300) -> Iterator[Sample]:
+    for i in range(n):
+        rng = np.random.default_rng((seed, 1, i))
+        strokes = _one_continental(rng)
+        yield to_rgba(_draw_strokes(strokes, int(rng.integers(8, 28)), rng)), 1
+
+
+def continental_7(seed: int = 0, n: int = 300) -> Iterator[Sample]:
+    for i in range(n):
+        rng = np.random.default_rng((seed, 7, i))
+        strokes = _seven_continental(rng)
+        yield to_rgba(_draw_strokes(strokes, int(rng.integers(8, 28)), rng)), 7
+
+
+# --- MNIST digits redrawn with a round brush ------------------------------------------------
+
+
+def thin(binary: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a boolean image to a one-pixel-wide skeleton."""
+    img = np.pad(binary.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = img
+            # Neighbours P2..P9, clockwise from north.
+            n = [
+                p[:-2, 1:-1],
+                p[:-2, 2:],
+                p[1:-1, 2:],
+                p[2:, 2:],
+                p[2:, 1:-1],
+                p[2:, :-2],
+                p[1:-1, :-2],
+                p[:-2, :-2],
+            ]
+            count = sum(x.astype(np.int32) for x in n)
+            transitions = sum(
+                ((n[j] == 0) & (n[(j + 1) % 8] == 1)).astype(np.int32) for j in range(8)
+            )
+            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
+            if step == 0:
+                c = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+            else:
+                c = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+            remove = (p[1:-1, 1:-1] == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & c
+            if remove.any():
+                img[1:-1, 1:-1][remove] = 0
+                changed = True
+        if not changed:
+            return img[1:-1, 1:-1].astype(bool)
+
+
+def redraw(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
+    """One 28x28 MNIST digit (0..255) redrawn as a canvas ink image in the given style."""
+    spec = STYLES[style]
+    height = int(rng.integers(*spec["height"]))
+    width = int(rng.integers(*spec["width"]))
+    # Skeleton at a working scale of 4x, where MNIST's strokes are 8-12 px wide.
+    work = cv2.resize(digit.astype(np.float32) / 255.0, (112, 112), interpolation=cv2.INTER_CUBIC)
+    skeleton = _crop_ink(thin(work > 0.5).astype(np.uint8))
+    if skeleton.sum() == 0:
+        skeleton = _crop_ink((work > 0.5).astype(np.uint8))
+    scale = height / max(*skeleton.shape, 1)  # "height" is the longer side
+    if style == "slant":
+        # Tilt and shear: people lean digits much further than MNIST's writers.
+        angle = rng.choice([-1, 1]) * rng.uniform(12, 25)
+        shear = rng.uniform(-0.25, 0.25)
+    else:
+        angle, shear = rng.normal(0, 3), 0.0
+    # Map skeleton pixels onto the canvas with the brush: 4x supersampled round strokes.
+    k = 4
+    ys, xs = np.nonzero(skeleton)
+    pts = np.stack([xs, ys], axis=1).astype(np.float64) * scale
+    pts[:, 0] -= shear * pts[:, 1]
+    theta = np.deg2rad(angle)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    pts = pts @ rot.T
+    pts -= pts.min(axis=0) - width
+    size = (pts.max(axis=0) + width).astype(int) + 1
+    big = np.zeros((size[1] * k, size[0] * k), np.uint8)
+    # Join each skeleton pixel to its 8-neighbours so scaling up leaves no gaps.
+    index = {(int(y), int(x)): i for i, (y, x) in enumerate(zip(ys, xs, strict=True))}
+    fixed = np.round(pts * k * 16).astype(np.int32)
+    for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
+        for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            j = index.get((int(y) + dy, int(x) + dx))
+            if j is not None:
+                cv2.line(big, tuple(fixed[i]), tuple(fixed[j]), 255, width * k, cv2.LINE_AA, 4)
+        cv2.circle(big, tuple(fixed[i]), width * k // 2, 255, -1, cv2.LINE_AA, 4)
+    patch = _crop_ink(cv2.resize(big, (size[0], size[1]), interpolation=cv2.INTER_AREA))
+    if style == "small_corner":
+        # A small digit tucked into one of the corners, as when someone starts drawing there.
+        canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+        h, w = patch.shape
+        margin = int(rng.integers(4, 25))
+        top = margin if rng.random() < 0.5 else CANVAS - h - margin
+        left = margin if rng.random() < 0.5 else CANVAS - w - margin
+        _paste(canvas, patch, top, left)
+        return canvas
+    return _place(patch, rng)
+
+
+def redrawn_mnist(
+    images: np.ndarray, labels: np.ndarray, style: str, seed: int = 0, n: int | None = None
+) -> Iterator[Sample]:
+    """MNIST digits (N, 28, 28) uint8 redrawn from their skeletons in `style` (see STYLES)."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; choose from {sorted(STYLES)}")
+    count = len(labels) if n is None else min(n, len(labels))
+    for i in range(count):
+        rng = np.random.default_rng((seed, sorted(STYLES).index(style), i))
+        yield to_rgba(redraw(images[i], style, rng)), int(labels[i])
