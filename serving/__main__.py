@@ -1,0 +1,178 @@
+"""`python -m serving`: the local TF-Serving-compatible REST server.
+
+Takes tensorflow_model_server's flags for what it supports, e.g.
+
+    python -m serving --model_config_file serving/models.config --models_root models
+    python -m serving --model_name mnist --model_base_path models/mnist --enable_batching
+
+One extension of ours: --models_root, the local folder docker compose mounts at /models, so the
+very same serving/models.config (base_path /models/mnist) works on a machine without /models.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import settings
+
+PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # PrometheusExporter::kPrometheusPath
+
+log = logging.getLogger("serving")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m serving", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rest_api_port", type=int, default=settings.REST_API_PORT)
+    p.add_argument(
+        "--rest_api_host",
+        default="127.0.0.1",
+        help="address to listen on (ours: loopback unless asked, e.g. 0.0.0.0)",
+    )
+    p.add_argument("--model_name", default=settings.MODEL_NAME)
+    p.add_argument("--model_base_path", type=Path, default=settings.MODEL_BASE_PATH)
+    p.add_argument("--model_config_file", type=Path, help="text ModelServerConfig proto")
+    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0)
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1)
+    p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
+    p.add_argument("--batching_parameters_file", type=Path)
+    p.add_argument("--monitoring_config_file", type=Path)
+    p.add_argument(
+        "--allow_version_labels_for_unavailable_models",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+    )
+    p.add_argument("--max_num_load_retries", type=int, default=5)
+    p.add_argument("--load_retry_interval_micros", type=int, default=60 * 1000 * 1000)
+    p.add_argument(
+        "--models_root",
+        type=Path,
+        help="ours: local folder standing in for /models in the config's base paths",
+    )
+    p.add_argument(
+        "--rest_api_max_body_bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="ours: larger request bodies get 413 (TF Serving has no limit)",
+    )
+    return p.parse_args(argv)
+
+
+def read_models(args: argparse.Namespace):
+    from serving.config import ModelConfig, read_model_config_file
+
+    if args.model_config_file is not None:
+        return read_model_config_file(args.model_config_file, args.models_root)
+    return [ModelConfig(args.model_name, Path(args.model_base_path).resolve())]
+
+
+def watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> None:
+    """--model_config_file_poll_wait_seconds: re-read the config; a bad one leaves the old one."""
+    from serving.status import ServingError
+
+    last_text, last_ok = args.model_config_file.read_text(), True
+    while not stop.wait(args.model_config_file_poll_wait_seconds):
+        try:
+            text = args.model_config_file.read_text()
+            if text == last_text and last_ok:
+                continue
+            last_text, last_ok = text, False
+            manager.reload_config(read_models(args))
+            last_ok = True
+            log.info("Successfully reloaded config file %s", args.model_config_file)
+        except (OSError, ValueError, ServingError) as e:
+            log.error(
+                "Failed to reload config file %s; keeping the old config: %s",
+                args.model_config_file,
+                e,
+            )
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname).1s serving] %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's own chatter, not our version events
+
+    from serving.config import read_batching_parameters, read_prometheus_path
+    from serving.metrics import Metrics
+    from serving.rest import RestServer
+    from serving.status import ServingError
+    from serving.versions import Manager
+
+    try:
+        models = read_models(args)
+        batching = (
+            read_batching_parameters(args.batching_parameters_file)
+            if args.enable_batching
+            else None
+        )
+        prometheus = read_prometheus_path(args.monitoring_config_file, PROMETHEUS_PATH)
+        manager = Manager(
+            models,
+            poll_seconds=args.file_system_poll_wait_seconds,
+            batching=batching,
+            allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
+            max_load_retries=args.max_num_load_retries,
+            load_retry_interval=args.load_retry_interval_micros / 1e6,
+        )
+    except (OSError, ValueError, ServingError) as e:
+        log.error("Failed to start server. Error: %s", e)
+        return 1
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, _interrupt)
+    server = None
+    try:
+        manager.poll()  # the first versions load before the port opens, as in TF Serving
+        manager.start()
+        server = RestServer(
+            (args.rest_api_host, args.rest_api_port),
+            manager,
+            Metrics(),
+            prometheus,
+            args.rest_api_max_body_bytes,
+        )
+        if args.model_config_file is not None and args.model_config_file_poll_wait_seconds > 0:
+            threading.Thread(target=watch_config, args=(args, manager, stop), daemon=True).start()
+        host, port = server.server_address[:2]
+        log.info("Exporting HTTP/REST API at:%s:%d ...", host, port)
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        log.info("Stopping the server.")
+    except OSError as e:
+        log.error(
+            "Failed to start HTTP server on %s:%d: %s", args.rest_api_host, args.rest_api_port, e
+        )
+        return 1
+    finally:
+        stop.set()
+        if server is not None:
+            server.server_close()
+        manager.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

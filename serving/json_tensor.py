@@ -1,0 +1,637 @@
+"""TF Serving's JSON <-> tensor rules (tensorflow_serving/util/json_tensor.cc), messages included.
+
+Request bodies become numpy arrays keyed by signature input name; output arrays become the
+`predictions` (row) or `outputs` (columnar) JSON. Numeric requests take a fast path (numpy builds
+the array from the parsed lists in C); anything unusual walks the JSON the way json_tensor.cc does,
+so each error carries TF Serving's own message.
+"""
+
+import base64
+import binascii
+import json
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.status import ServingError, invalid
+
+ROW, COLUMNAR = "row", "columnar"
+_BOTH_KEYS = "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
+
+# DataTypeString() names, as used in TF Serving's type errors.
+DTYPE_NAMES = {
+    np.dtype(np.float32): "float",
+    np.dtype(np.float64): "double",
+    np.dtype(np.int32): "int32",
+    np.dtype(np.int16): "int16",
+    np.dtype(np.int8): "int8",
+    np.dtype(np.uint8): "uint8",
+    np.dtype(np.int64): "int64",
+    np.dtype(np.uint32): "uint32",
+    np.dtype(np.uint64): "uint64",
+    np.dtype(np.bool_): "bool",
+    np.dtype(object): "string",
+}
+_INT_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "int16": (-(2**31), 2**31 - 1),  # json_tensor.cc checks IsInt() for all small ints
+    "int8": (-(2**31), 2**31 - 1),
+    "uint8": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+_FLOAT_MAX = float(np.finfo(np.float32).max)
+_FLOAT_MAX_INT = 2**24 - 1  # IsLosslessDecimal<float>: largest integer a float holds exactly
+_DOUBLE_MAX_INT = 2**53 - 1
+
+# rapidjson's GetParseError_En() texts for the failures Python's parser reports.
+_PARSE_ERRORS = [
+    ("Expecting value", "Invalid value."),
+    ("Extra data", "The document root must not be followed by other values."),
+    ("Expecting property name enclosed in double quotes", "Missing a name for object member."),
+    ("Expecting ':' delimiter", "Missing a colon after a name of object member."),
+    ("Unterminated string", "Missing a closing quotation mark in string."),
+    ("Invalid \\escape", "Invalid escape character in string."),
+    ("Invalid \\uXXXX escape", "Incorrect hex digit after \\u escape in string."),
+    ("Invalid control character", "Invalid encoding in string."),
+]
+
+
+@dataclass
+class TensorSpec:
+    """One signature input or output: its dtype and shape (-1 for an unknown dimension)."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...] | None  # None: unknown rank
+
+
+# ---------------------------------------------------------------- parsing the request document
+
+
+def parse_json(body: bytes) -> dict:
+    """ParseJson(): the body as a JSON object, or TF Serving's parse error."""
+    if not body:
+        return _raise(invalid("JSON Parse error: The document is empty"))
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return _raise(invalid("JSON Parse error: Invalid encoding in string. at offset: ", e.start))
+    if not text.strip():
+        return _raise(invalid("JSON Parse error: The document is empty. at offset: ", len(text)))
+    try:
+        doc = json.loads(text)  # accepts NaN and Infinity, as rapidjson's kParseNanAndInfFlag
+    except json.JSONDecodeError as e:
+        return _raise(
+            invalid("JSON Parse error: ", _rapidjson_message(e, text), " at offset: ", e.pos)
+        )
+    except RecursionError:
+        return _raise(invalid("JSON Parse error: Terminate parsing due to Handler error."))
+    if not isinstance(doc, dict):
+        raise _format_error(doc, "Is not object")
+    return doc
+
+
+def _rapidjson_message(e: json.JSONDecodeError, text: str) -> str:
+    if e.msg == "Expecting ',' delimiter":
+        # Python says the same for arrays and objects; rapidjson names the bracket.
+        opener = _innermost_open_bracket(text, e.pos)
+        if opener == "[":
+            return "Missing a comma or ']' after an array element."
+        return "Missing a comma or '}' after an object member."
+    for python_msg, rapidjson_msg in _PARSE_ERRORS:
+        if e.msg.startswith(python_msg):
+            return rapidjson_msg
+    return "Invalid value."
+
+
+def _innermost_open_bracket(text: str, pos: int) -> str:
+    stack, in_string, escaped = [], False, False
+    for ch in text[:pos]:
+        if in_string:
+            escaped = not escaped and ch == "\\"
+            if ch == '"' and not escaped:
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "[{":
+            stack.append(ch)
+        elif ch in "]}" and stack:
+            stack.pop()
+    return stack[-1] if stack else "{"
+
+
+def signature_name(doc: dict) -> str:
+    """FillSignature(): the optional signature_name, which must be a string."""
+    name = doc.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid(
+            "JSON Value: ",
+            value_to_string(doc),
+            " not formatted correctly. 'signature_name' key must be a string value.",
+        )
+    return name
+
+
+def predict_inputs(
+    doc: dict, inputs: dict[str, TensorSpec], may_have_bools: bool = True
+) -> tuple[dict[str, np.ndarray], str]:
+    """FillPredictRequestFromJson() after the signature lookup: (arrays by input name, format).
+
+    may_have_bools=False (the body has no `true`/`false`) lets numeric input skip a bool search.
+    """
+    if not inputs:
+        raise invalid("Failed to get input map for signature: ", "DEFAULT")
+    if "instances" in doc:
+        if "inputs" in doc:
+            raise _format_error(doc, _BOTH_KEYS)
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            # json_tensor.cc spells it "Excepting" (sic); we answer what TF Serving answers.
+            raise _format_error(doc, "Excepting 'instances' to be an list/array")
+        if not instances:
+            raise _format_error(doc, "No values in 'instances' array")
+        return _from_instances(instances, inputs, may_have_bools), ROW
+    if "inputs" in doc:
+        return _from_inputs(doc["inputs"], inputs, may_have_bools), COLUMNAR
+    raise invalid("Missing 'inputs' or 'instances' key")
+
+
+def _from_instances(
+    instances: list, inputs: dict[str, TensorSpec], may_have_bools: bool
+) -> dict[str, np.ndarray]:
+    if not isinstance(instances[0], dict) and len(inputs) > 1:
+        raise invalid(
+            "instances is a plain list, but expecting list of objects as multiple input tensors "
+            "required as per tensorinfo_map"
+        )
+    elements_are_objects = _is_element_object(instances[0])
+    if not elements_are_objects:
+        name, spec = next(iter(inputs.items()))
+        fast = _fast_array(instances, spec.dtype, may_have_bools)
+        if fast is not None:
+            return {name: fast}
+    names = sorted(inputs)
+    rows: dict[str, list] = {name: [] for name in inputs}
+    shapes: dict[str, tuple[list[int], int]] = {}
+    for index, element in enumerate(instances):
+        if elements_are_objects:
+            if not _is_element_object(element):
+                raise invalid(f"Expecting object but got list at item {index} of input list")
+            for key, value in element.items():
+                try:
+                    rows[key].append(_instance_item(value, key, inputs, shapes))
+                except ServingError as e:
+                    raise invalid(
+                        f"Failed to process element: {index} key: {key} of 'instances' list. "
+                        f"Error: {e}"
+                    ) from None
+            if set(element) != set(inputs):
+                raise invalid(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: ",
+                    value_to_string(element),
+                    " must only have keys: ",
+                    ",".join(names),
+                )
+        else:
+            if _is_element_object(element):
+                raise invalid(f"Expecting value/list but got object at item {index} of input list")
+            name = next(iter(inputs))
+            try:
+                rows[name].append(_instance_item(element, name, inputs, shapes))
+            except ServingError as e:
+                raise invalid(
+                    f"Failed to process element: {index} of 'instances' list. Error: {e}"
+                ) from None
+    arrays = {}
+    for name, values in rows.items():
+        if values:
+            shape = [len(values), *shapes[name][0]]
+            arrays[name] = _to_array(
+                [v for item in values for v in item], inputs[name].dtype, shape
+            )
+    return arrays
+
+
+def _instance_item(value, name: str, inputs: dict[str, TensorSpec], shapes: dict) -> list:
+    """AddInstanceItem(): one instance's flat values, checked against the first instance's shape."""
+    if name not in inputs:
+        raise invalid("JSON object: does not have named input: ", name)
+    shape = _dense_shape(value)
+    flat: list = []
+    _fill(value, 0, shape, inputs[name].dtype, flat)
+    size = len(flat)
+    if name not in shapes:
+        shapes[name] = (shape, size)
+    elif shapes[name][1] != size:
+        raise invalid(f"Expecting tensor size: {shapes[name][1]} but got: {size}")
+    elif shapes[name][0] != shape:
+        raise invalid(
+            f"Expecting shape {_shape_string(shapes[name][0])} but got: {_shape_string(shape)}"
+        )
+    return flat
+
+
+def _from_inputs(
+    value, inputs: dict[str, TensorSpec], may_have_bools: bool
+) -> dict[str, np.ndarray]:
+    """FillTensorMapFromInputsMap(): the columnar format."""
+    if not isinstance(value, dict) or _is_b64(value):
+        if len(inputs) > 1:
+            raise invalid(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors "
+                "required as per tensorinfo_map"
+            )
+        name, spec = next(iter(inputs.items()))
+        return {name: _tensor(value, spec.dtype, may_have_bools)}
+    arrays = {}
+    for name, spec in inputs.items():
+        if name not in value:
+            raise invalid(f"Missing named input: {name} in 'inputs' object.")
+        arrays[name] = _tensor(value[name], spec.dtype, may_have_bools)
+    return arrays
+
+
+def _tensor(value, dtype: np.dtype, may_have_bools: bool) -> np.ndarray:
+    if isinstance(value, list):
+        fast = _fast_array(value, dtype, may_have_bools)
+        if fast is not None:
+            return fast
+    shape = _dense_shape(value)
+    flat: list = []
+    _fill(value, 0, shape, dtype, flat)
+    return _to_array(flat, dtype, shape)
+
+
+def _fast_array(value: list, dtype: np.dtype, may_have_bools: bool) -> np.ndarray | None:
+    """The common case in one numpy call, or None when the slow path must decide (and explain)."""
+    if dtype.kind not in "fiu":
+        return None
+    try:
+        array = np.array(value)
+    except (ValueError, OverflowError):
+        return None  # ragged, or a number beyond int64
+    if array.size == 0:
+        return None
+    kind = array.dtype.kind
+    if dtype.kind == "f":
+        if kind == "i":
+            limit = _FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT
+            if np.abs(array).max() > limit:
+                return None
+        elif kind == "f":
+            if dtype == np.float32:
+                finite = array[np.isfinite(array)]
+                if finite.size and np.abs(finite).max() > _FLOAT_MAX:
+                    return None
+        else:
+            return None  # bools, strings, objects
+    elif kind != "i":
+        return None
+    else:
+        low, high = _INT_RANGES[DTYPE_NAMES[dtype]]
+        if array.min() < low or array.max() > high:
+            return None
+    if may_have_bools and _has_bool(value, array.ndim):
+        return None
+    return array.astype(dtype, copy=False)
+
+
+def _has_bool(value: list, ndim: int) -> bool:
+    # numpy turns True into 1 silently; TF Serving refuses a bool where a number is expected.
+    if ndim == 1:
+        return any(type(v) is bool for v in value)
+    return any(_has_bool(v, ndim - 1) for v in value)
+
+
+def _dense_shape(value) -> list[int]:
+    """GetDenseTensorShape(): the shape read down the first elements."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _fill(value, level: int, shape: list[int], dtype: np.dtype, out: list) -> None:
+    """FillTensorProto(): checks every value and list against the shape, appends the values."""
+    rank = len(shape)
+    if not isinstance(value, list):
+        if level != rank:
+            raise invalid(
+                "JSON Value: ",
+                value_to_string(value),
+                f" found at incorrect level: {level + 1} in the JSON DOM. "
+                f"Expected at level: {rank}",
+            )
+        if isinstance(value, dict):
+            if dtype != np.dtype(object):
+                raise _type_error(value, dtype)
+            out.append(_decode_b64(value))
+        else:
+            out.append(_scalar(value, dtype))
+        return
+    if level >= rank:
+        raise invalid(f"Encountered list at unexpected level: {level} expected < {rank}")
+    if len(value) != shape[level]:
+        raise invalid(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} "
+            f"expected size: {shape[level]}"
+        )
+    for v in value:
+        _fill(v, level + 1, shape, dtype, out)
+
+
+def _scalar(value, dtype: np.dtype):
+    """AddValueToTensor(): one JSON value as the expected type."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if dtype.kind == "f":
+        if not is_number:
+            raise _type_error(value, dtype)
+        if not _lossless(value, dtype):
+            target = "float" if dtype == np.float32 else "double"
+            raise invalid(
+                "Cannot convert JSON value: ",
+                value_to_string(value),
+                f" to {target} without loss of precision.",
+            )
+        return value
+    if dtype.kind in "iu":
+        low, high = _INT_RANGES[DTYPE_NAMES[dtype]]
+        if not (isinstance(value, int) and is_number and low <= value <= high):
+            raise _type_error(value, dtype)
+        return value
+    if dtype == np.bool_:
+        if not isinstance(value, bool):
+            raise _type_error(value, dtype)
+        return value
+    if dtype == np.dtype(object):  # DT_STRING
+        if not isinstance(value, str):
+            raise _type_error(value, dtype)
+        return value.encode("utf-8")
+    raise ServingError(
+        "UNIMPLEMENTED", f"Conversion of JSON Value: {value_to_string(value)} to type: {dtype}"
+    )
+
+
+def _lossless(value, dtype: np.dtype) -> bool:
+    """IsLosslessDecimal<T>()."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= (_FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT)
+    return dtype != np.float32 or abs(value) <= _FLOAT_MAX
+
+
+def _to_array(flat: list, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    if dtype == np.dtype(object):
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+        return array.reshape(shape)
+    return np.array(flat, dtype=dtype).reshape(shape)
+
+
+def _is_b64(value) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _is_element_object(value) -> bool:
+    return isinstance(value, dict) and not _is_b64(value)
+
+
+def _decode_b64(value) -> bytes:
+    if not _is_b64(value):
+        raise invalid(
+            "JSON Value: ", value_to_string(value), " not formatted correctly for base64 data"
+        )
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except (binascii.Error, ValueError):
+        try:  # absl::Base64Unescape also accepts unpadded input
+            data = value["b64"]
+            return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid("Unable to base64 decode") from None
+
+
+def _type_error(value, dtype: np.dtype) -> ServingError:
+    return invalid(
+        "JSON Value: ",
+        value_to_string(value),
+        " Type: ",
+        _json_type(value),
+        " is not of expected type: ",
+        DTYPE_NAMES.get(dtype, str(dtype)),
+    )
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def _format_error(doc, *parts: str) -> ServingError:
+    return invalid("JSON Value: ", value_to_string(doc), " ", *parts)
+
+
+def _shape_string(shape: list[int]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def value_to_string(value) -> str:
+    """JsonValueToString(): rapidjson's PrettyWriter text (4-space indent), TF's float format."""
+    if isinstance(value, float):
+        if math.isfinite(value) and abs(value) > _FLOAT_MAX:
+            return format_double(value)
+        return format_float32(value)
+    return json.dumps(value, indent=4, ensure_ascii=False)
+
+
+def _raise(error: ServingError):
+    raise error
+
+
+# ---------------------------------------------------------------- classify / regress requests
+
+
+def check_examples_request(doc: dict) -> None:
+    """FillClassifyRegressRequestFromJson(): the checks made before the model is looked up."""
+    if "context" in doc:
+        _check_example(doc["context"])
+    if "examples" not in doc:
+        # The same text for classify and regress: json_tensor.cc has one template for both.
+        raise _format_error(
+            doc, "When method is classify, key 'examples' is expected and was not found"
+        )
+    examples = doc["examples"]
+    if not isinstance(examples, list):
+        raise _format_error(doc, "Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise _format_error(doc, "'examples' value is an empty array")
+    for example in examples:
+        _check_example(example)
+
+
+def _check_example(value) -> None:
+    """MakeExampleFromJsonObject() / AddValueToFeature(): the JSON types a tf.Example accepts."""
+    if not isinstance(value, dict):
+        raise invalid("Example must be JSON object but got JSON ", _json_type(value))
+    for name, content in value.items():
+        kind = None
+        for item in content if isinstance(content, list) else [content]:
+            if (
+                item is None
+                or isinstance(item, list)
+                or (isinstance(item, dict) and not _is_b64(item))
+            ):
+                raise invalid(
+                    f"Feature: {name} has element with unexpected JSON type: {_json_type(item)}"
+                )
+            if isinstance(item, dict):
+                _decode_b64(item)
+                this = "bytes"
+            elif isinstance(item, str):
+                this = "bytes"
+            elif isinstance(item, float):
+                this = "float"
+            else:
+                this = "int64"
+            if kind is not None and kind != this:
+                raise invalid(f"Unexpected element type in feature: {name} expecting type: {kind}")
+            kind = this
+
+
+# ---------------------------------------------------------------- writing the response
+
+
+def format_float32(value: float) -> str:
+    """WriteDecimal<float>(): "%g", else 9 digits if that does not round-trip; "1" becomes "1.0"."""
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
+    text = f"{value:g}"
+    if _as_float32(float(text)) != _as_float32(value):
+        text = f"{value:.9g}"
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text
+
+
+def format_double(value: float) -> str:
+    """WriteDecimal<double>(): as format_float32 with 17 digits."""
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
+    text = f"{value:g}"
+    if float(text) != value:
+        text = f"{value:.17g}"
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text
+
+
+def _as_float32(value: float) -> float:
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.inf
+
+
+def _values(array: np.ndarray, bytes_as_b64: bool) -> list[str]:
+    """Every value of the array, flattened, as JSON text."""
+    flat = array.ravel()
+    kind = array.dtype.kind
+    if array.dtype == np.float32:
+        return [format_float32(v) for v in flat.tolist()]
+    if kind == "f":
+        return [format_double(v) for v in flat.tolist()]
+    if kind in "iu":
+        return [str(v) for v in flat.tolist()]
+    if kind == "b":
+        return ["true" if v else "false" for v in flat.tolist()]
+    out = []
+    for v in flat.tolist():
+        data = v if isinstance(v, bytes) else str(v).encode("utf-8")
+        if bytes_as_b64:
+            out.append('{"b64": "' + base64.b64encode(data).decode("ascii") + '"}')
+        else:
+            out.append(json.dumps(data.decode("utf-8", errors="replace"), ensure_ascii=False))
+    return out
+
+
+def _write(shape: tuple, values: list[str], offset: int, indent: int, single_line: bool) -> tuple:
+    """AddTensorValues() through rapidjson's PrettyWriter: (text, next offset)."""
+    if not shape:
+        return values[offset], offset + 1
+    if shape[0] == 0:
+        return "[]", offset
+    parts = []
+    for _ in range(shape[0]):
+        text, offset = _write(shape[1:], values, offset, indent + 4, single_line)
+        parts.append(text)
+    if single_line:
+        return "[" + ", ".join(parts) + "]", offset
+    pad = " " * (indent + 4)
+    return "[\n" + pad + (",\n" + pad).join(parts) + "\n" + " " * indent + "]", offset
+
+
+def make_json(outputs: dict[str, np.ndarray], fmt: str) -> str:
+    """MakeJsonFromTensors(): the response body for the request's format."""
+    if not outputs:
+        raise invalid("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    values = {n: _values(outputs[n], n.endswith("_bytes")) for n in names}
+    if fmt == COLUMNAR:
+        if len(names) == 1:
+            text, _ = _write(outputs[names[0]].shape, values[names[0]], 0, 4, False)
+            return '{\n    "outputs": ' + text + "\n}"
+        items = []
+        for n in names:
+            text, _ = _write(outputs[n].shape, values[n], 0, 8, False)
+            items.append("        " + json.dumps(n) + ": " + text)
+        return '{\n    "outputs": {\n' + ",\n".join(items) + "\n    }\n}"
+    batch = 0
+    for n in names:
+        shape = outputs[n].shape
+        if not shape:
+            raise invalid(f"Tensor name: {n} has no shape information ")
+        if shape[0] < 1:
+            raise invalid(f"Tensor name: {n} has invalid batch size: {shape[0]}")
+        if batch and shape[0] != batch:
+            raise invalid(
+                f"Tensor name: {n} has inconsistent batch size: {shape[0]} expecting: {batch}"
+            )
+        batch = shape[0]
+    rows = []
+    per_row = {n: int(np.prod(outputs[n].shape[1:], dtype=np.int64)) for n in names}
+    for i in range(batch):
+        if len(names) == 1:
+            n = names[0]
+            text, _ = _write(outputs[n].shape[1:], values[n], i * per_row[n], 8, True)
+            rows.append("        " + text)
+        else:
+            fields = []
+            for n in names:
+                text, _ = _write(outputs[n].shape[1:], values[n], i * per_row[n], 12, True)
+                fields.append("            " + json.dumps(n) + ": " + text)
+            rows.append("        {\n" + ",\n".join(fields) + "\n        }")
+    return '{\n    "predictions": [\n' + ",\n".join(rows) + "\n    ]\n}"
+
+
+def error_json(message: str) -> str:
+    """MakeJsonFromStatus(): {"error": "<message>"} through rapidjson's PrettyWriter."""
+    return '{\n    "error": ' + json.dumps(message, ensure_ascii=False) + "\n}"

@@ -1,0 +1,60 @@
+"""Prometheus text metrics, named and shaped as TF Serving exports them.
+
+TF Serving's counters `/tensorflow/serving/request_count` (model_name, status) and the histogram
+`/tensorflow/serving/request_latency` (model_name, API, entrypoint; microseconds, buckets
+Exponential(10, 1.8, 33)) come out as `:tensorflow:serving:...` (util/prometheus_exporter.cc).
+"""
+
+import bisect
+import threading
+from collections import defaultdict
+
+_BUCKETS = [10 * 1.8**i for i in range(33)]
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"  # absl::StrCat(double)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._latency: dict[tuple[str, str], list] = {}
+
+    def record(self, model: str, api: str, status: str, seconds: float) -> None:
+        micros = seconds * 1e6
+        with self._lock:
+            self._counts[(model, status)] += 1
+            histogram = self._latency.setdefault((model, api), [[0] * (len(_BUCKETS) + 1), 0.0])
+            histogram[0][bisect.bisect_left(_BUCKETS, micros)] += 1
+            histogram[1] += micros
+
+    def page(self) -> str:
+        lines = ["# TYPE :tensorflow:serving:request_count counter"]
+        with self._lock:
+            for (model, status), count in sorted(self._counts.items()):
+                lines.append(
+                    f':tensorflow:serving:request_count{{model_name="{_label(model)}",'
+                    f'status="{status}"}} {count}'
+                )
+            lines.append("# TYPE :tensorflow:serving:request_latency histogram")
+            for (model, api), (buckets, total) in sorted(self._latency.items()):
+                labels = f'model_name="{_label(model)}",API="{api}",entrypoint="REST"'
+                cumulative = 0
+                for i, count in enumerate(buckets):
+                    cumulative += count
+                    limit = _number(_BUCKETS[i]) if i < len(_BUCKETS) else "+Inf"
+                    lines.append(
+                        f':tensorflow:serving:request_latency_bucket{{{labels},le="{limit}"}} '
+                        f"{cumulative}"
+                    )
+                lines.append(
+                    f":tensorflow:serving:request_latency_sum{{{labels}}} {_number(total)}"
+                )
+                lines.append(f":tensorflow:serving:request_latency_count{{{labels}}} {cumulative}")
+        return "\n".join(lines) + "\n"

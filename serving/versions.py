@@ -1,0 +1,483 @@
+"""Model versions as TF Serving manages them: poll, load, warm up, serve, unload; labels.
+
+Each model's base path is polled; numeric child folders are versions. The version policy says which
+are aspired, and TF Serving's AvailabilityPreservingPolicy decides the order: a new version is
+loaded (and warmed up) before an old one is unloaded, and an old one is unloaded only once its
+in-flight requests are done. States and messages follow core/ and model_servers/server_core.cc.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from serving.batching import Batcher, can_batch
+from serving.config import BatchingParameters, ModelConfig
+from serving.json_tensor import TensorSpec
+from serving.status import ServingError, invalid, not_found
+
+log = logging.getLogger("serving")
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # saved_model_warmup_util.cc kMaxNumRecords
+
+
+@dataclass
+class Signature:
+    """One SignatureDef of a loaded version, callable on numpy arrays."""
+
+    name: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+    proto: object  # the SignatureDef, for metadata and classify/regress messages
+    function: Callable
+    batcher: Batcher | None = None
+
+    def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.batcher is not None and can_batch(arrays, self.inputs):
+            return self.batcher.run(arrays)
+        return self.call(arrays)
+
+    def call(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        for name, array in arrays.items():
+            expected = self.inputs[name].shape
+            if expected is not None and (
+                array.ndim != len(expected)
+                or any(e not in (-1, a) for e, a in zip(expected, array.shape, strict=True))
+            ):
+                # TensorShape.assert_is_compatible_with()'s text; the call would refuse it too.
+                wanted = tuple(None if e == -1 else e for e in expected)
+                raise invalid(f"Shapes {array.shape} and {wanted} are incompatible")
+        try:
+            results = self.function(**arrays)
+        except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
+            # The tensor reached the model and TensorFlow refused it: its own message, 400.
+            raise invalid(_tf_message(e)) from None
+        except tf.errors.OpError as e:
+            raise ServingError(_code_name(e.error_code), e.message) from None
+        return {name: tensor.numpy() for name, tensor in results.items()}
+
+
+def _tf_message(error: Exception) -> str:
+    return getattr(error, "message", None) or str(error)
+
+
+@dataclass
+class Servable:
+    """A loaded version: its signatures and the count of requests using it."""
+
+    name: str
+    version: int
+    signatures: dict[str, Signature]
+    signature_defs: object = None  # every SignatureDef of the MetaGraph, as metadata lists them
+    keepalive: object = None  # the loaded SavedModel, which its functions need alive
+    inflight: int = 0
+
+    def stop(self) -> None:
+        for signature in self.signatures.values():
+            if signature.batcher is not None:
+                signature.batcher.stop()
+
+
+@dataclass
+class VersionState:
+    """What get_model_status reports for one version."""
+
+    state: str = "START"  # START, LOADING, AVAILABLE, UNLOADING, END
+    error_code: str = "OK"
+    error_message: str = ""
+    servable: Servable | None = None
+
+
+@dataclass
+class Model:
+    config: ModelConfig
+    versions: dict[int, VersionState] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    aspired: set[int] = field(default_factory=set)
+
+
+def servable_id(name: str, version: int) -> str:
+    return f"{{name: {name} version: {version}}}"
+
+
+class Manager:
+    """All served models: the poll loop, the servable lookups requests make, and the status."""
+
+    def __init__(
+        self,
+        models: list[ModelConfig],
+        poll_seconds: float = 1.0,
+        batching: BatchingParameters | None = None,
+        allow_labels_for_unavailable: bool = False,
+        max_load_retries: int = 5,
+        load_retry_interval: float = 60.0,
+        loader: Callable[[str, int, Path, BatchingParameters | None], Servable] | None = None,
+    ):
+        self.models: dict[str, Model] = {m.name: Model(m) for m in models}
+        self.poll_seconds = poll_seconds
+        self.batching = batching
+        self.allow_labels_for_unavailable = allow_labels_for_unavailable
+        self.max_load_retries = max_load_retries
+        self.load_retry_interval = load_retry_interval
+        self.loader = loader or load_servable
+        self._lock = threading.Lock()
+        self._released = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.set_labels(models, first=True)
+
+    # ------------------------------------------------------------ config and labels
+
+    def set_labels(self, models: list[ModelConfig], first: bool = False) -> None:
+        """ServerCore::UpdateModelVersionLabelMap(): all labels or none (ServingError)."""
+        new_labels: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for config in models:
+                model = self.models.get(config.name)
+                old = model.labels if model else {}
+                for label, version in config.labels.items():
+                    allow = self.allow_labels_for_unavailable and old.get(label, version) == version
+                    state = model.versions.get(version) if model else None
+                    if not allow and (state is None or state.state != "AVAILABLE"):
+                        raise ServingError(
+                            "FAILED_PRECONDITION",
+                            f"Request to assign label to version {version} of model "
+                            f"{config.name}, which is not currently available for inference",
+                        )
+                    new_labels.setdefault(config.name, {})[label] = version
+            for name, model in self.models.items():
+                model.labels = new_labels.get(name, {})
+
+    def reload_config(self, models: list[ModelConfig]) -> None:
+        """A re-read config: labels first (a bad label rejects the whole reload), then models."""
+        self.set_labels(models)
+        with self._lock:
+            new = {m.name: m for m in models}
+            for name, model in list(self.models.items()):
+                if name not in new:
+                    model.config.policy, model.config.versions = "specific", ()
+            for name, config in new.items():
+                if name in self.models:
+                    labels = self.models[name].labels
+                    self.models[name].config = config
+                    self.models[name].labels = labels
+                else:
+                    self.models[name] = Model(config)
+                    log.info("Adding model: %s", name)
+
+    # ------------------------------------------------------------ the poll loop
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="version-poll", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            servables = [s.servable for m in self.models.values() for s in m.versions.values()]
+        for servable in servables:
+            if servable is not None:
+                servable.stop()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # the poll loop must outlive any one bad poll
+                log.exception("File-system polling failed")
+
+    def poll(self) -> None:
+        """One poll of every model: find versions, then load and unload until settled."""
+        for model in list(self.models.values()):
+            model.aspired = self._aspired_versions(model.config)
+            while not self._stop.is_set() and self._next_action(model):
+                pass
+
+    def _aspired_versions(self, config: ModelConfig) -> set[int]:
+        try:
+            found = [int(p.name) for p in config.base_path.iterdir() if _is_version_dir(p)]
+        except OSError:
+            found = []
+        if not found:
+            log.warning(
+                "No versions of servable %s found under base path %s",
+                config.name,
+                config.base_path,
+            )
+        if config.policy == "all":
+            return set(found)
+        if config.policy == "specific":
+            return set(found) & set(config.versions)
+        return set(sorted(found)[-config.num_versions :])
+
+    def _next_action(self, model: Model) -> bool:
+        """AvailabilityPreservingPolicy::GetNextAction(), then do it. False: nothing to do."""
+        with self._lock:
+            states = dict(model.versions)
+        has_aspired = bool(model.aspired)
+        aspired_serving = any(
+            s.state == "AVAILABLE" and v in model.aspired for v, s in states.items()
+        )
+        unaspired_serving = sorted(
+            v for v, s in states.items() if s.state == "AVAILABLE" and v not in model.aspired
+        )
+        if unaspired_serving and (not has_aspired or aspired_serving or len(unaspired_serving) > 1):
+            self._unload(model, unaspired_serving[0])
+            return True
+        new = [v for v in model.aspired if v not in states or _reloadable(states[v])]
+        if new:
+            self._load(model, max(new))
+            return True
+        return False
+
+    def _load(self, model: Model, version: int) -> None:
+        name = model.config.name
+        path = model.config.base_path / str(version)
+        with self._lock:
+            model.versions[version] = VersionState("LOADING")
+        log.info("Loading servable version %s", servable_id(name, version))
+        attempt = 0
+        while True:
+            try:
+                servable = self.loader(name, version, path, self.batching)
+                break
+            except Exception as e:
+                code, message = _error_code(e)
+                if attempt >= self.max_load_retries or self._stop.is_set():
+                    log.error(
+                        "Loading servable: %s failed: %s: %s",
+                        servable_id(name, version),
+                        code,
+                        message,
+                    )
+                    with self._lock:
+                        model.versions[version] = VersionState("END", code, message)
+                    return
+                attempt += 1
+                log.warning(
+                    "Loading servable: %s failed (attempt %d, retrying in %gs): %s",
+                    servable_id(name, version),
+                    attempt,
+                    self.load_retry_interval,
+                    message,
+                )
+                if self._stop.wait(self.load_retry_interval):
+                    return
+        with self._lock:
+            model.versions[version] = VersionState("AVAILABLE", servable=servable)
+        log.info("Successfully loaded servable version %s", servable_id(name, version))
+
+    def _unload(self, model: Model, version: int) -> None:
+        name = model.config.name
+        with self._lock:
+            state = model.versions[version]
+            state.state = "UNLOADING"
+            servable = state.servable
+        log.info("Unloading servable version %s", servable_id(name, version))
+        threading.Thread(
+            target=self._finish_unload, args=(model, version, servable), daemon=True
+        ).start()
+
+    def _finish_unload(self, model: Model, version: int, servable: Servable) -> None:
+        with self._lock:
+            # In-flight requests finish on this version before it goes.
+            while servable.inflight:
+                self._released.wait()
+            model.versions[version] = VersionState("END")
+        servable.stop()
+        log.info("Done unloading servable version %s", servable_id(model.config.name, version))
+
+    # ------------------------------------------------------------ what requests use
+
+    def acquire(self, name: str, version: int | None, label: str | None) -> Servable:
+        """ServerCore::GetServableHandle(): the servable a request names, held until release()."""
+        with self._lock:
+            model = self.models.get(name)
+            if label is not None:
+                if model is None or label not in model.labels:
+                    raise invalid("Unrecognized servable version label: ", label)
+                version = model.labels[label]
+            if version is None:
+                available = (
+                    [v for v, s in model.versions.items() if s.state == "AVAILABLE"]
+                    if model
+                    else []
+                )
+                if not available:
+                    raise not_found(f"Servable not found for request: Latest({name})")
+                version = max(available)
+            state = model.versions.get(version) if model else None
+            if state is None or state.state != "AVAILABLE":
+                raise not_found(f"Servable not found for request: Specific({name}, {version})")
+            state.servable.inflight += 1
+            return state.servable
+
+    def release(self, servable: Servable) -> None:
+        with self._lock:
+            servable.inflight -= 1
+            if not servable.inflight:
+                self._released.notify_all()
+
+    def status(self, name: str, version: int | None) -> list[tuple[int, VersionState]]:
+        """GetModelStatusImpl: (version, state) pairs, highest version first."""
+        with self._lock:
+            model = self.models.get(name)
+            states = dict(model.versions) if model else {}
+        if version is not None:
+            if version not in states:
+                raise not_found(f"Could not find version {version} of model {name}")
+            return [(version, states[version])]
+        if not states:
+            raise not_found(f"Could not find any versions of model {name}")
+        return sorted(states.items(), reverse=True)
+
+    def wait_until_available(self, timeout: float) -> bool:
+        """Whether every model has an AVAILABLE version within the timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                ready = all(
+                    any(s.state == "AVAILABLE" for s in m.versions.values())
+                    for m in self.models.values()
+                )
+            if ready:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _is_version_dir(path: Path) -> bool:
+    # FileSystemStoragePathSource: child folders whose names parse as int64 are versions.
+    return path.name.isdigit() and path.is_dir() and int(path.name) < 2**63
+
+
+def _reloadable(state: VersionState) -> bool:
+    # A version that was unloaded cleanly may be aspired again; a failed one is not retried.
+    return state.state == "END" and state.error_code == "OK"
+
+
+def _error_code(error: Exception) -> tuple[str, str]:
+    if isinstance(error, ServingError):
+        return error.code, error.message
+    try:
+        import tensorflow as tf
+
+        if isinstance(error, tf.errors.OpError):
+            return _code_name(error.error_code), error.message
+    except ImportError:
+        pass
+    if isinstance(error, OSError):
+        return "NOT_FOUND", str(error)
+    return "UNKNOWN", f"{type(error).__name__}: {error}"
+
+
+def _code_name(code: int) -> str:
+    from tensorflow.core.protobuf import error_codes_pb2
+
+    return error_codes_pb2.Code.Name(code)
+
+
+# ---------------------------------------------------------------- loading one version
+
+
+def load_servable(
+    name: str, version: int, path: Path, batching: BatchingParameters | None
+) -> Servable:
+    """Loads a SavedModel version, warms it up from its warmup file, and returns it."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    except FileNotFoundError:
+        raise ServingError(
+            "NOT_FOUND",
+            f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}",
+        ) from None
+    except Exception:
+        raise ServingError(
+            "DATA_LOSS", f"Can't parse {path / 'saved_model.pb'} as binary proto"
+        ) from None
+    metagraphs = [m for m in saved_model.meta_graphs if "serve" in m.meta_info_def.tags]
+    if not metagraphs:
+        raise ServingError(
+            "NOT_FOUND",
+            "Could not find meta graph def matching supplied tags: { serve }. To inspect "
+            "available tag-sets in the SavedModel, please use the SavedModel CLI: "
+            "`saved_model_cli`",
+        )
+    loaded = tf.saved_model.load(str(path), tags=["serve"])
+    signatures = {}
+    for key, proto in metagraphs[0].signature_def.items():
+        if key not in loaded.signatures:
+            continue  # e.g. __saved_model_init_op: listed in metadata, not callable
+        function = loaded.signatures[key]
+        signature = Signature(
+            name=key,
+            inputs={k: _spec(s) for k, s in function.structured_input_signature[1].items()},
+            outputs={k: _spec(s) for k, s in function.structured_outputs.items()},
+            proto=proto,
+            function=function,
+        )
+        signatures[key] = signature
+    servable = Servable(name, version, signatures, metagraphs[0].signature_def, loaded)
+    warm_up(servable, path)
+    if batching is not None:
+        for signature in signatures.values():
+            signature.batcher = Batcher(signature.call, batching, f"{name}-{version}")
+    return servable
+
+
+def _spec(spec) -> TensorSpec:
+    dtype = np.dtype(object) if spec.dtype.name == "string" else np.dtype(spec.dtype.as_numpy_dtype)
+    shape = None if spec.shape.rank is None else tuple(-1 if d is None else d for d in spec.shape)
+    return TensorSpec(dtype, shape)
+
+
+def warm_up(servable: Servable, path: Path) -> int:
+    """Replays assets.extra/tf_serving_warmup_requests (PredictionLogs); returns the count."""
+    warmup = path / WARMUP_FILE
+    if not warmup.exists():
+        return 0
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    count = 0
+    for record in tf.data.TFRecordDataset(str(warmup)):
+        entry = prediction_log_pb2.PredictionLog()
+        entry.ParseFromString(record.numpy())
+        if entry.WhichOneof("log_type") != "predict_log":
+            raise ServingError(
+                "UNIMPLEMENTED",
+                f"Unsupported log_type for warmup: {entry.WhichOneof('log_type')}",
+            )
+        request = entry.predict_log.request
+        signature = servable.signatures.get(request.model_spec.signature_name or "serving_default")
+        if signature is None:
+            raise invalid(
+                'Serving signature name: "',
+                request.model_spec.signature_name,
+                '" not found in signature def',
+            )
+        signature.call({k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+        count += 1
+        if count >= MAX_WARMUP_RECORDS:
+            raise invalid(
+                f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {warmup}"
+            )
+    log.info(
+        "Finished reading warmup data for model at %s. Number of warmup records read: %d.",
+        warmup,
+        count,
+    )
+    return count
