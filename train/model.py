@@ -9,6 +9,7 @@ which is how the export calls it.
 import keras
 from keras import layers
 
+from train.canvas_model import build_canvas
 from train.data import IMAGE_SHAPE, NUM_CLASSES
 
 INPUT_SHAPE = (*IMAGE_SHAPE, 1)
@@ -49,7 +50,8 @@ def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras
     return keras.Model(inputs, outputs, name="reference")
 
 
-ARCHES = {"reference": build_reference}
+# canvas: the reference blocks with canvas-like augmentation and test-time averaging.
+ARCHES = {"reference": build_reference, "canvas": build_canvas}
 
 
 def build(arch: str, bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
