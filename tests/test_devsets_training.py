@@ -38,6 +38,18 @@ def test_continental_seven_has_a_crossbar_one_a_narrow_stem():
             assert np.median(runs[4 * h // 10 : 8 * h // 10]) <= 5
 
 
+def test_with_continental_forms_adds_to_training_only():
+    from train.data import Dataset, with_continental_forms
+
+    x = np.zeros((5, 28, 28), np.uint8)
+    y = np.arange(5, dtype=np.int64)
+    dataset = Dataset("tiny", x, y, x[:2], y[:2])
+    more = with_continental_forms(dataset, 4, seed=0)
+    assert more.x_train.shape == (9, 28, 28) and list(more.y_train[5:]) == [1, 7, 1, 7]
+    assert more.x_test is dataset.x_test and "continental" in more.name
+    assert with_continental_forms(dataset, 0, seed=0) is dataset
+
+
 tf = pytest.importorskip("tensorflow")
 
 
