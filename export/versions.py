@@ -44,7 +44,9 @@ def write_version(
     base_path.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_dirs(base_path)
     if version is None:
-        version = next_version(base_path)
+        # Numbers claimed by exports still running count as taken.
+        claimed = [temp_dir_version(p) or 0 for p in base_path.glob(f"{TEMP_PREFIX}*")]
+        version = max([next_version(base_path) - 1, *claimed]) + 1
     elif version < 1:
         raise VersionError(f"version must be a positive integer, got {version}")
     final = base_path / str(version)
@@ -79,9 +81,18 @@ def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
     return removed
 
 
-def temp_dir_pid(path: Path) -> int | None:
+def _temp_dir_field(path: Path, index: int) -> int | None:
+    # Temp folder names are ".export-<version>-<pid>-<random>".
     parts = path.name[len(TEMP_PREFIX) :].split("-")
-    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+    return int(parts[index]) if len(parts) == 3 and parts[index].isdigit() else None
+
+
+def temp_dir_version(path: Path) -> int | None:
+    return _temp_dir_field(path, 0)
+
+
+def temp_dir_pid(path: Path) -> int | None:
+    return _temp_dir_field(path, 1)
 
 
 def process_alive(pid: int) -> bool:

@@ -10,12 +10,23 @@ import pytest
 from train.run import TrainConfig, run
 
 
+def tiny_train_config(base: Path) -> TrainConfig:
+    # One step (one batch of 252 images, 28 held out for validation), one epoch.
+    return TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, model_base_path=base,
+                       verbose=0)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """The tiny fixture's training config for a given base path (to train it again)."""
+    return tiny_train_config
+
+
 @pytest.fixture(scope="session")
 def tiny_model_base(tmp_path_factory) -> Path:
     """Version 1 trained one step on a few hundred sample images: right contract, useless model."""
     base = tmp_path_factory.mktemp("tiny_model") / "mnist"
-    run(TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, model_base_path=base,
-                    verbose=0))  # fmt: skip
+    run(tiny_train_config(base))
     return base
 
 

@@ -1,0 +1,137 @@
+"""The export contract: signature, determinism, warmup, metadata, `python -m export list`."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+import settings
+from export.__main__ import main as export_main
+from export.saved_model import export_version
+from export.versions import list_versions
+from train.model import build
+
+
+@pytest.fixture(scope="module")
+def tiny_version(tiny_model_base):
+    return tiny_model_base / "1"
+
+
+@pytest.fixture(scope="module")
+def serving_fn(tiny_version):
+    return tf.saved_model.load(str(tiny_version)).signatures["serving_default"]
+
+
+def digits_batch(n: int = 5) -> np.ndarray:
+    return np.random.default_rng(1).random((n, 28, 28, 1), dtype=np.float32)
+
+
+def test_tiny_fixture_is_version_1_only(tiny_model_base):
+    assert list_versions(tiny_model_base) == [1]
+    assert not [p for p in tiny_model_base.iterdir() if p.name.startswith(".")]
+
+
+def test_signature_names_dtypes_shapes(serving_fn):
+    _, inputs = serving_fn.structured_input_signature
+    assert list(inputs) == ["image"]
+    assert inputs["image"].dtype == tf.float32
+    assert inputs["image"].shape.as_list() == [None, 28, 28, 1]
+    outputs = serving_fn.structured_outputs
+    assert set(outputs) == {"probabilities", "digit"}
+    assert outputs["probabilities"].dtype == tf.float32
+    assert outputs["probabilities"].shape.as_list() == [None, 10]
+    assert outputs["digit"].dtype == tf.int64
+    assert outputs["digit"].shape.as_list() == [None]
+
+
+def test_outputs_are_softmax_and_argmax(serving_fn):
+    out = serving_fn(image=tf.constant(digits_batch(7)))
+    probabilities, digit = out["probabilities"].numpy(), out["digit"].numpy()
+    assert probabilities.shape == (7, 10) and digit.shape == (7,)
+    assert np.all(probabilities >= 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(digit, probabilities.argmax(axis=1))
+
+
+def test_single_image_batch(serving_fn):
+    out = serving_fn(image=tf.zeros([1, 28, 28, 1]))
+    assert out["probabilities"].shape == (1, 10) and out["digit"].shape == (1,)
+
+
+def test_export_is_deterministic_and_matches_keras_predict(tmp_path):
+    model = build("reference", seed=3)
+    x = digits_batch(6)
+    # One training step moves the batch-norm statistics away from their 0/1 start, so a
+    # signature that ran in training mode (augmentation, dropout, batch statistics) would differ.
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, np.arange(6) % 10, epochs=1, verbose=0)
+    path = export_version(model, tmp_path, {"test_accuracy": 0.5})
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    first = fn(image=tf.constant(x))["probabilities"].numpy()
+    second = fn(image=tf.constant(x))["probabilities"].numpy()
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, model.predict(x, verbose=0), atol=1e-6)
+    training_mode = model(x, training=True).numpy()
+    assert not np.allclose(first, training_mode, atol=1e-3)
+
+
+def test_warmup_requests_are_prediction_logs_the_model_accepts(tiny_version, serving_fn):
+    path = tiny_version / "assets.extra" / "tf_serving_warmup_requests"
+    records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    assert 1 <= len(records) <= 1000  # TF Serving reads at most 1000
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        assert log.WhichOneof("log_type") == "predict_log"
+        request = log.predict_log.request
+        assert request.model_spec.name == settings.MODEL_NAME
+        assert request.model_spec.signature_name == "serving_default"
+        assert list(request.inputs) == ["image"]
+        image = tf.make_ndarray(request.inputs["image"])
+        assert image.dtype == np.float32 and image.shape[1:] == (28, 28, 1)
+        assert 0.0 <= image.min() and image.max() <= 1.0
+        serving_fn(image=tf.constant(image))  # replays as TF Serving would
+
+
+def test_metrics_json(tiny_version):
+    metrics = json.loads((tiny_version / "assets.extra" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert set(metrics["per_class_accuracy"]) == {str(d) for d in range(10)}
+    assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
+    assert np.array(metrics["confusion_matrix"]).sum() == metrics["dataset"]["test"] == 1000
+    assert metrics["dataset"]["source"] == "sample"
+    assert metrics["dataset"]["train"] == 252 and metrics["dataset"]["validation"] == 28
+    assert metrics["arch"] == "reference"
+    assert metrics["parameters"] == 437_546
+    assert metrics["epochs"] == 1
+    assert metrics["training_seconds"] > 0
+    assert metrics["version"] == 1
+    assert metrics["created"].endswith("+00:00")
+    assert metrics["packages"]["tensorflow"] == tf.__version__
+
+
+def test_plots_are_pngs(tiny_version):
+    for name in ("confusion_matrix.png", "misclassified.png", "training_curves.png"):
+        data = (tiny_version / "assets.extra" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_list_prints_a_table(tiny_model_base, capsys):
+    assert export_main(["list", "--model-base-path", str(tiny_model_base)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("version"))
+    assert "test acc" in lines[header]
+    row = lines[header + 2].split()
+    assert row[0] == "1" and "reference" in row and "437,546" in row
+
+
+def test_list_missing_folder_is_one_line_error(tmp_path, capsys):
+    assert export_main(["list", "--model-base-path", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "nope" in err and "\n" not in err
+
+
+def test_list_empty_folder(tmp_path, capsys):
+    assert export_main(["list", "--model-base-path", str(tmp_path)]) == 0
+    assert "no versions" in capsys.readouterr().out
