@@ -1,0 +1,198 @@
+"""Talking to a TF Serving REST endpoint (the official server or ours): status, labels, predict.
+
+Only REST and `requests`, no TensorFlow, so the client works unchanged against either server.
+Every failure becomes a `ServingError` whose message can be shown to a person as it is.
+
+Labels: TF Serving's REST API has no endpoint that lists labels, and model status ignores a label
+in the path (get_model_status_impl.cc reads only the version), so `GET /labels/<l>` cannot tell
+whether a label exists. Metadata does resolve it: `GET /v1/models/<m>/labels/<l>/metadata`
+answers with `model_spec.version`, the version the label points to, or 400 "Unrecognized
+servable version label". The client probes the labels this product uses (`LABELS`) that way.
+
+Which version answered: a REST predict answer does not name its version. After each answer the
+client asks the same path's metadata, whose `model_spec.version` is the version that path
+resolves to (the newest loaded one for "latest"). A version swap between the two requests could
+make that stale; `Prediction.version_source` says how the number was found.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import numpy as np
+import requests
+
+import settings
+
+LATEST = "latest"
+# The labels this product's models.config uses (serving/models.config).
+LABELS = ("stable", "canary")
+# Seconds. Status and metadata are small; a predict may wait for a model that is warming up.
+STATUS_TIMEOUT = 3.0
+PREDICT_TIMEOUT = 10.0
+
+
+class ServingError(Exception):
+    """A failure a person can read: `kind` is unreachable, timeout, not_found, rejected or
+    malformed; the message says what happened and, for the server's own errors, its text."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass
+class VersionStatus:
+    version: int
+    state: str  # START, LOADING, AVAILABLE, UNLOADING or END
+    error: str  # TF Serving's error message for a version that failed to load, else ""
+
+
+@dataclass
+class Prediction:
+    probabilities: np.ndarray  # (n, 10), one row per image sent
+    version: int | None  # the version that answered, None when it could not be found out
+    version_source: str  # how `version` was found, in words
+
+
+def default_url() -> str:
+    return os.environ.get("TF_SERVING_URL") or settings.DEFAULT_SERVING_URL
+
+
+def default_model() -> str:
+    return os.environ.get("MODEL_NAME") or settings.MODEL_NAME
+
+
+def model_path(url: str, model: str, target: str = LATEST) -> str:
+    """The URL of a model, a version (target "3") or a label (target "stable")."""
+    path = f"{url.rstrip('/')}/v1/models/{quote(model, safe='')}"
+    if target == LATEST:
+        return path
+    if target.isdigit():
+        return f"{path}/versions/{int(target)}"
+    return f"{path}/labels/{quote(target, safe='')}"
+
+
+def get_versions(url: str, model: str, timeout: float = STATUS_TIMEOUT) -> list[VersionStatus]:
+    """Every version the server knows of the model, newest first (GET /v1/models/<m>)."""
+    body = _request("GET", model_path(url, model), url, timeout)
+    try:
+        versions = [
+            VersionStatus(
+                version=int(entry["version"]),
+                state=str(entry["state"]),
+                error=str(entry.get("status", {}).get("error_message", "")),
+            )
+            for entry in body["model_version_status"]
+        ]
+    except (KeyError, TypeError, ValueError) as e:
+        raise _malformed(url, "model status", body) from e
+    return sorted(versions, key=lambda v: v.version, reverse=True)
+
+
+def get_labels(
+    url: str, model: str, labels: tuple[str, ...] = LABELS, timeout: float = STATUS_TIMEOUT
+) -> dict[str, int]:
+    """The labels that exist among `labels`, each with the version it points to."""
+    found = {}
+    for label in labels:
+        try:
+            found[label] = resolve_version(url, model, label, timeout)
+        except ServingError as e:
+            if e.kind in ("unreachable", "timeout", "malformed"):
+                raise
+            # 400 "Unrecognized servable version label", or 404 for a label whose version is
+            # gone: the label is not usable, so it is not offered.
+    return found
+
+
+def resolve_version(url: str, model: str, target: str, timeout: float = STATUS_TIMEOUT) -> int:
+    """The version a path answers from, as the server's metadata reports it."""
+    body = _request("GET", model_path(url, model, target) + "/metadata", url, timeout)
+    try:
+        return int(body["model_spec"]["version"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _malformed(url, "model metadata", body) from e
+
+
+def predict(
+    url: str,
+    model: str,
+    images: np.ndarray,
+    target: str = LATEST,
+    timeout: float = PREDICT_TIMEOUT,
+) -> Prediction:
+    """Class probabilities for (n, 28, 28) images in 0..1, from exactly the path `target` names."""
+    images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
+    # Four decimals: the request stays small and the model cannot tell the difference.
+    body = {"signature_name": "serving_default", "instances": np.round(images, 4).tolist()}
+    answer = _request("POST", model_path(url, model, target) + ":predict", url, timeout, body)
+    probabilities = _read_probabilities(answer, len(images), url)
+
+    if target.isdigit():
+        return Prediction(probabilities, int(target), "asked for by number")
+    try:
+        version = resolve_version(url, model, target)
+    except ServingError:
+        return Prediction(probabilities, None, "the server did not say")
+    if target == LATEST:
+        return Prediction(probabilities, version, "the newest loaded version, per its metadata")
+    return Prediction(probabilities, version, f"label {target} points to it, per its metadata")
+
+
+def _read_probabilities(answer: dict, count: int, url: str) -> np.ndarray:
+    """The `probabilities` of a row-format answer, checked: n rows of 10 finite numbers."""
+    rows = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(rows, list) or len(rows) != count:
+        raise _malformed(url, "prediction", answer)
+    out = []
+    for row in rows:
+        values = row.get("probabilities") if isinstance(row, dict) else row
+        if (
+            not isinstance(values, list)
+            or len(values) != 10
+            or not all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+        ):
+            raise _malformed(url, "prediction", answer)
+        out.append(values)
+    return np.asarray(out, dtype=np.float32)
+
+
+def _request(method: str, full_url: str, url: str, timeout: float, body: dict | None = None):
+    try:
+        response = requests.request(method, full_url, json=body, timeout=timeout)
+    except requests.exceptions.Timeout as e:
+        raise ServingError(
+            "timeout", f"The model server at {url} did not answer within {timeout:g} s."
+        ) from e
+    except requests.exceptions.InvalidURL as e:
+        raise ServingError("unreachable", f"{url!r} is not a valid server URL.") from e
+    except (requests.exceptions.ConnectionError, requests.exceptions.MissingSchema) as e:
+        raise ServingError(
+            "unreachable",
+            f"Cannot reach the model server at {url}. Is it running, and is the URL right?",
+        ) from e
+    except requests.exceptions.RequestException as e:
+        raise ServingError("unreachable", f"Cannot talk to the model server at {url}: {e}") from e
+
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code != 200:
+        # TF Serving's errors are {"error": "<message>"}; show its own words.
+        text = data.get("error") if isinstance(data, dict) else None
+        text = text or response.text.strip()[:300] or response.reason
+        kind = "not_found" if response.status_code == 404 else "rejected"
+        raise ServingError(kind, f"The model server answered {response.status_code}: {text}")
+    if not isinstance(data, dict):
+        raise _malformed(url, "answer", response.text)
+    return data
+
+
+def _malformed(url: str, what: str, body) -> ServingError:
+    shown = str(body)
+    shown = shown if len(shown) <= 200 else shown[:200] + "..."
+    return ServingError("malformed", f"The {what} from {url} is not what TF Serving sends: {shown}")

@@ -1,0 +1,275 @@
+"""client/api.py against the local server (a subprocess on a free port) and against broken ones."""
+
+import http.server
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+import settings
+from client import api, results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(base: Path, tmp: Path, labels: dict[str, int] | None = None):
+    """`python -m serving` on a free port, serving `base`; returns (process, url) once AVAILABLE.
+
+    With labels it is started from a models.config, as the deployment does.
+    """
+    port = free_port()
+    args = [sys.executable, "-m", "serving", "--rest_api_port", str(port)]
+    args += ["--file_system_poll_wait_seconds", "0.5"]
+    if labels:
+        entries = "".join(
+            f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in labels.items()
+        )
+        config = tmp / "models.config"
+        config.write_text(
+            "model_config_list {\n  config {\n"
+            f'    name: "{settings.MODEL_NAME}"\n    base_path: "{base}"\n'
+            f'    model_platform: "tensorflow"\n{entries}  }}\n}}\n'
+        )
+        # Labels on a version still loading at start-up need this flag in our server.
+        args += ["--model_config_file", str(config)]
+        args += ["--allow_version_labels_for_unavailable_models"]
+    else:
+        args += ["--model_name", settings.MODEL_NAME, "--model_base_path", str(base)]
+    log = open(tmp / f"server-{port}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {(tmp / f'server-{port}.log').read_text()}")
+        try:
+            status = requests.get(f"{url}/v1/models/{settings.MODEL_NAME}", timeout=1).json()
+            if any(v["state"] == "AVAILABLE" for v in status["model_version_status"]):
+                return process, url
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("the server did not serve the model within 120 s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_base, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("client_api")
+    base = tmp / settings.MODEL_NAME
+    shutil.copytree(tiny_model_base, base)
+    process, url = start_server(base, tmp, labels={"stable": 1})
+    yield url
+    stop_server(process)
+
+
+@pytest.fixture
+def digits() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.random((3, 28, 28)).astype(np.float32)
+
+
+def test_versions_and_their_states(server):
+    versions = api.get_versions(server, settings.MODEL_NAME)
+    assert [(v.version, v.state, v.error) for v in versions] == [(1, "AVAILABLE", "")]
+
+
+def test_labels_are_found_by_probing_metadata(server):
+    assert api.get_labels(server, settings.MODEL_NAME) == {"stable": 1}
+    assert api.get_labels(server, settings.MODEL_NAME, labels=("canary",)) == {}
+
+
+@pytest.mark.parametrize(
+    "target,source",
+    [("latest", "newest loaded"), ("1", "by number"), ("stable", "label stable")],
+)
+def test_predict_answers_from_the_path_asked(server, digits, target, source):
+    answer = api.predict(server, settings.MODEL_NAME, digits, target)
+    assert answer.probabilities.shape == (3, 10)
+    assert np.allclose(answer.probabilities.sum(axis=1), 1, atol=1e-3)
+    assert answer.version == 1
+    assert source in answer.version_source
+
+
+def test_predict_agrees_with_the_raw_rest_call(server, digits):
+    raw = requests.post(
+        f"{server}/v1/models/{settings.MODEL_NAME}:predict",
+        json={"instances": digits[..., None].tolist()},
+        timeout=10,
+    ).json()
+    expected = np.array([row["probabilities"] for row in raw["predictions"]])
+    answer = api.predict(server, settings.MODEL_NAME, digits)
+    assert np.allclose(answer.probabilities, expected, atol=1e-3)
+
+
+def test_unknown_version_shows_tf_servings_text(server, digits):
+    with pytest.raises(api.ServingError) as e:
+        api.predict(server, settings.MODEL_NAME, digits, "7")
+    assert e.value.kind == "not_found"
+    assert "Servable not found for request: Specific(mnist, 7)" in e.value.message
+
+
+def test_unknown_label_shows_tf_servings_text(server, digits):
+    with pytest.raises(api.ServingError) as e:
+        api.predict(server, settings.MODEL_NAME, digits, "nightly")
+    assert "Unrecognized servable version label: nightly" in e.value.message
+
+
+def test_unknown_model(server):
+    with pytest.raises(api.ServingError) as e:
+        api.get_versions(server, "nope")
+    assert e.value.kind == "not_found"
+    assert "Could not find any versions of model nope" in e.value.message
+
+
+def test_unreachable_server_names_the_url():
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(api.ServingError) as e:
+        api.get_versions(url, settings.MODEL_NAME)
+    assert e.value.kind == "unreachable"
+    assert url in e.value.message and "Cannot reach" in e.value.message
+
+
+def test_not_a_url():
+    with pytest.raises(api.ServingError) as e:
+        api.get_versions("localhost-no-scheme", settings.MODEL_NAME)
+    assert e.value.kind == "unreachable"
+
+
+def test_silent_server_times_out():
+    # A socket that listens but never answers: the kernel accepts, nobody replies.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        with pytest.raises(api.ServingError) as e:
+            api.get_versions(url, settings.MODEL_NAME, timeout=0.5)
+    assert e.value.kind == "timeout"
+    assert url in e.value.message
+
+
+class _Fake(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the (status, body) the test set on the server."""
+
+    def _answer(self):
+        status, body = self.server.reply
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>not json</html>",
+        b'{"predictions": [[0.5, 0.5]]}',
+        b'{"predictions": [{"probabilities": [0.1, 0.9]}]}',
+        b'{"outputs": []}',
+        b'{"predictions": [{"probabilities": [NaN, 0, 0, 0, 0, 0, 0, 0, 0, 1]}]}',
+        b'{"predictions": [{"probabilities": ["a", 0, 0, 0, 0, 0, 0, 0, 0, 1]}]}',
+        b"[1, 2, 3]",
+    ],
+)
+def test_malformed_answers(fake, body):
+    fake.reply = (200, body)
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with pytest.raises(api.ServingError) as e:
+        api.predict(url, "mnist", np.zeros((1, 28, 28)), "1")
+    assert e.value.kind == "malformed"
+
+
+def test_malformed_status(fake):
+    fake.reply = (200, json.dumps({"model_version_status": [{"state": "AVAILABLE"}]}).encode())
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with pytest.raises(api.ServingError) as e:
+        api.get_versions(url, "mnist")
+    assert e.value.kind == "malformed"
+
+
+def test_server_error_without_json(fake):
+    fake.reply = (502, b"Bad Gateway")
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with pytest.raises(api.ServingError) as e:
+        api.get_versions(url, "mnist")
+    assert "502" in e.value.message and "Bad Gateway" in e.value.message
+
+
+def test_paths():
+    assert api.model_path("http://h:1/", "mnist") == "http://h:1/v1/models/mnist"
+    assert api.model_path("http://h:1", "mnist", "3") == "http://h:1/v1/models/mnist/versions/3"
+    assert (
+        api.model_path("http://h:1", "mnist", "stable")
+        == "http://h:1/v1/models/mnist/labels/stable"
+    )
+
+
+def test_defaults_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("TF_SERVING_URL", raising=False)
+    monkeypatch.delenv("MODEL_NAME", raising=False)
+    assert api.default_url() == settings.DEFAULT_SERVING_URL
+    assert api.default_model() == settings.MODEL_NAME
+    monkeypatch.setenv("TF_SERVING_URL", "http://serving:8501")
+    monkeypatch.setenv("MODEL_NAME", "other")
+    assert api.default_url() == "http://serving:8501"
+    assert api.default_model() == "other"
+
+
+def test_reading_results():
+    probabilities = np.array(
+        [[0.0] * 7 + [0.9, 0.06, 0.04], [0.5, 0.45] + [0.005] * 8], dtype=np.float32
+    )
+    top = results.top_k(probabilities[0])
+    assert [d for d, _ in top] == [7, 8, 9]
+    assert [p for _, p in top] == pytest.approx([0.9, 0.06, 0.04])
+    number, confidences = results.read_number(probabilities)
+    assert number == "70"
+    assert confidences == pytest.approx([0.9, 0.5])
+    assert not results.is_sure(confidences)
+    assert results.is_sure(confidences[:1])
+
+
+def test_client_never_imports_tensorflow():
+    modules = "client.api, client.preprocess, client.results"
+    code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "False", out.stderr
