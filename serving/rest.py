@@ -97,9 +97,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, NOT_FOUND_PAGE, "text/html; charset=ISO-8859-1", close=True)
             return
         start = time.perf_counter()
-        model, api = "", ""
         try:
-            model, api, output = route(self.server.manager, self.command, path, body)
+            output = route(self.server.manager, self.command, path, body)
             code = "OK"
         except ServingError as e:
             code, output = e.code, json_tensor.error_json(e.message)
@@ -107,8 +106,13 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("Internal error serving %s %s", self.command, path)
             code, output = "INTERNAL", json_tensor.error_json("Internal error")
         self._send(HTTP_STATUS[code], output.encode(), "application/json")
-        if api:
-            self.server.metrics.record(model, api, code, time.perf_counter() - start)
+        # Counted per model and status, as TF Serving counts predict/classify/regress requests.
+        match = PREDICTION_RE.fullmatch(path) if self.command == "POST" else None
+        if match:
+            api = match.group(4).lower()
+            self.server.metrics.record(
+                _decode(match.group(1)), api, code, time.perf_counter() - start
+            )
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering a body we refuse."""
@@ -165,8 +169,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away; nothing to tell it
 
 
-def route(manager: Manager, method: str, path: str, body: bytes) -> tuple[str, str, str]:
-    """HttpRestApiHandler::ProcessRequest(): (model name, API for metrics, JSON body)."""
+def route(manager: Manager, method: str, path: str, body: bytes) -> str:
+    """HttpRestApiHandler::ProcessRequest(): the JSON body of the answer, or a ServingError."""
     malformed = invalid(f"Malformed request: {method} {path}")
     if method == "POST":
         match = PREDICTION_RE.fullmatch(path)
@@ -183,14 +187,14 @@ def route(manager: Manager, method: str, path: str, body: bytes) -> tuple[str, s
         api = match.group(4).lower()
         _check_version_and_label(version, label)
         if api == "predict":
-            return name, api, predict(manager, name, version, label, body)
-        return name, api, classify_or_regress(manager, api, name, version, label, body)
+            return predict(manager, name, version, label, body)
+        return classify_or_regress(manager, api, name, version, label, body)
     if not name:
         raise invalid("Missing model name in request.")
     _check_version_and_label(version, label)
     if match.group(4):
-        return name, "", metadata(manager, name, version, label)
-    return name, "", model_status(manager, name, version)
+        return metadata(manager, name, version, label)
+    return model_status(manager, name, version)
 
 
 def _decode(text: str) -> str:

@@ -1,0 +1,243 @@
+"""The local server's parts without a model: JSON tensor rules, config files, batching, metrics."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from serving import json_tensor
+from serving.batching import Batcher
+from serving.config import (
+    BatchingParameters,
+    read_batching_parameters,
+    read_model_config_file,
+    read_prometheus_path,
+)
+from serving.json_tensor import COLUMNAR, ROW, TensorSpec
+from serving.metrics import Metrics
+from serving.status import ServingError
+
+IMAGE = {"image": TensorSpec(np.dtype(np.float32), (-1, 2, 2, 1))}
+TEXT = {"text_bytes": TensorSpec(np.dtype(object), (-1,))}
+
+
+def error(fn, *args) -> tuple[str, str]:
+    with pytest.raises(ServingError) as info:
+        fn(*args)
+    return info.value.code, info.value.message
+
+
+def parse_predict(body: bytes, inputs=IMAGE):
+    doc = json_tensor.parse_json(body)
+    json_tensor.signature_name(doc)
+    return json_tensor.predict_inputs(doc, inputs)
+
+
+# ------------------------------------------------------------------ request parsing
+
+
+def test_row_and_columnar_formats_build_the_same_batch():
+    image = [[[0.0], [0.5]], [[1.0], [0.25]]]
+    rows, fmt = parse_predict(
+        b'{"instances": [%s, %s]}' % (str(image).encode(), str(image).encode())
+    )
+    assert fmt == ROW
+    assert rows["image"].dtype == np.float32 and rows["image"].shape == (2, 2, 2, 1)
+    columns, fmt = parse_predict(b'{"inputs": {"image": [%s]}}' % str(image).encode())
+    assert fmt == COLUMNAR
+    np.testing.assert_array_equal(columns["image"][0], rows["image"][1])
+    named, _ = parse_predict(b'{"instances": [{"image": %s}]}' % str(image).encode())
+    np.testing.assert_array_equal(named["image"], columns["image"])
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "JSON Parse error: The document is empty"),
+        (b"instances = [1, 2]", "JSON Parse error: Invalid value. at offset: 0"),
+        (
+            b'{"instances": [1, 2}',
+            "JSON Parse error: Missing a comma or ']' after an array element. at offset: 19",
+        ),
+        (b"[1]", "JSON Value: [\n    1\n] Is not object"),
+        (
+            b'{"signature_name": 100}',
+            'JSON Value: {\n    "signature_name": 100\n} not formatted correctly. '
+            "'signature_name' key must be a string value.",
+        ),
+        (
+            b'{"instances": [], "inputs": []}',
+            'JSON Value: {\n    "instances": [],\n    "inputs": []\n} Not formatted correctly '
+            "expecting only one of 'inputs' or 'instances' keys to exist ",
+        ),
+        (
+            b'{"instances": 5}',
+            "JSON Value: {\n    \"instances\": 5\n} Excepting 'instances' to be an list/array",
+        ),
+        (
+            b'{"instances": []}',
+            "JSON Value: {\n    \"instances\": []\n} No values in 'instances' array",
+        ),
+        (b'{"x": 1}', "Missing 'inputs' or 'instances' key"),
+        (
+            b'{"instances": ["x"]}',
+            "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+            'JSON Value: "x" Type: String is not of expected type: float',
+        ),
+        (
+            b'{"instances": [[1.0], [2.0, 3.0]]}',
+            "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Expecting tensor size: 1 but got: 2",
+        ),
+        (
+            b'{"instances": [[true]]}',
+            "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "JSON Value: true Type: True is not of expected type: float",
+        ),
+        (
+            b'{"inputs": [[1.0], [2.0, 3.0]]}',
+            "Encountered list at unexpected size: 2 at level: 1 expected size: 1",
+        ),
+        (
+            b'{"inputs": [1e39]}',
+            "Cannot convert JSON value: 1e+39 to float without loss of precision.",
+        ),
+        (b'{"inputs": {"other": [1.0]}}', "Missing named input: image in 'inputs' object."),
+    ],
+)
+def test_bad_requests_get_tf_servings_messages(body, message):
+    assert error(parse_predict, body) == ("INVALID_ARGUMENT", message)
+
+
+def test_nan_and_infinity_are_accepted_as_tf_serving_accepts_them():
+    arrays, _ = parse_predict(b'{"inputs": [NaN, Infinity, -Infinity]}')
+    values = arrays["image"]
+    assert np.isnan(values[0]) and values[1] == np.inf and values[2] == -np.inf
+
+
+def test_binary_values_come_in_and_go_out_as_b64():
+    arrays, _ = parse_predict(b'{"instances": [{"b64": "aGVsbG8="}, {"b64": "AP8"}]}', TEXT)
+    assert arrays["text_bytes"].tolist() == [b"hello", b"\x00\xff"]
+    assert error(parse_predict, b'{"instances": [{"b64": "%%%"}]}', TEXT)[1].endswith(
+        "Unable to base64 decode"
+    )
+    body = json_tensor.make_json({"text_bytes": arrays["text_bytes"]}, ROW)
+    assert '{"b64": "aGVsbG8="}' in body and '{"b64": "AP8="}' in body
+
+
+# ------------------------------------------------------------------ response writing
+
+
+def test_floats_are_written_as_tf_serving_writes_them():
+    values = np.array([0.2, 1.0, 0.123456789, 3e-05, 9000000.0, np.nan, -np.inf], np.float32)
+    texts = [json_tensor.format_float32(float(v)) for v in values]
+    assert texts == ["0.2", "1.0", "0.123456791", "3e-05", "9e+06", "NaN", "-Infinity"]
+
+
+def test_row_and_columnar_responses_have_tf_servings_shapes():
+    import json
+
+    outputs = {
+        "digit": np.array([7, 1], np.int64),
+        "probabilities": np.array([[0.25, 0.75], [1.0, 0.0]], np.float32),
+    }
+    assert json.loads(json_tensor.make_json(outputs, ROW)) == {
+        "predictions": [
+            {"digit": 7, "probabilities": [0.25, 0.75]},
+            {"digit": 1, "probabilities": [1.0, 0.0]},
+        ]
+    }
+    assert json.loads(json_tensor.make_json(outputs, COLUMNAR)) == {
+        "outputs": {"digit": [7, 1], "probabilities": [[0.25, 0.75], [1.0, 0.0]]}
+    }
+    single = {"probabilities": outputs["probabilities"]}
+    assert json.loads(json_tensor.make_json(single, ROW)) == {
+        "predictions": [[0.25, 0.75], [1.0, 0.0]]
+    }
+
+
+# ------------------------------------------------------------------ config files
+
+
+def test_models_config_base_path_resolves_inside_models_root(tmp_path):
+    config = tmp_path / "models.config"
+    config.write_text(
+        'model_config_list { config { name: "mnist" base_path: "/models/mnist" '
+        'model_platform: "tensorflow" model_version_policy { latest { num_versions: 2 } } '
+        'version_labels { key: "stable" value: 1 } } }'
+    )
+    (model,) = read_model_config_file(config, tmp_path / "models")
+    assert model.base_path == (tmp_path / "models" / "mnist").resolve()
+    assert (model.policy, model.num_versions, model.labels) == ("latest", 2, {"stable": 1})
+    config.write_text('model_config_list { config { name: "m" base_path: "relative/m" } }')
+    with pytest.raises(ValueError, match="to have an absolute path"):
+        read_model_config_file(config, None)
+    config.write_text("model_config_list { config { nme: 1 } }")
+    with pytest.raises(ValueError, match="Invalid protobuf file"):
+        read_model_config_file(config, None)
+
+
+def test_batching_and_monitoring_text_protos(tmp_path):
+    batching = tmp_path / "batching.config"
+    batching.write_text(
+        "# comment\nmax_batch_size { value: 8 }\nbatch_timeout_micros { value: 500 }\n"
+        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 3 }\n"
+    )
+    assert read_batching_parameters(batching) == BatchingParameters(8, 500, 3, 2)
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config {\n  enable: true,\n  path: "/metrics/x"\n}\n')
+    assert read_prometheus_path(monitoring, "/default") == "/metrics/x"
+    monitoring.write_text("prometheus_config { enable: false }")
+    assert read_prometheus_path(monitoring, "/default") is None
+
+
+# ------------------------------------------------------------------ batching and metrics
+
+
+def test_batcher_merges_concurrent_requests_and_returns_each_its_rows():
+    batch_sizes = []
+
+    def model(inputs):
+        batch_sizes.append(len(inputs["x"]))
+        time.sleep(0.02)  # a model call long enough for others to queue up meanwhile
+        return {"y": inputs["x"] * 2}
+
+    batcher = Batcher(model, BatchingParameters(max_batch_size=8, batch_timeout_micros=5000), "t")
+    results, failures = {}, []
+
+    def client(i):
+        rows = np.full((1 + i % 3, 2), i, np.float32)
+        try:
+            results[i] = (rows, batcher.run({"x": rows})["y"])
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            failures.append(e)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    batcher.stop()
+    assert not failures and len(results) == 24
+    for rows, out in results.values():
+        np.testing.assert_array_equal(out, rows * 2)
+    assert max(batch_sizes) <= 8
+    assert len(batch_sizes) < 24  # some requests shared a model call
+    code, message = error(batcher.run, {"x": np.zeros((9, 2), np.float32)})
+    assert message == "Task size 9 is larger than maximum input batch size 8"
+
+
+def test_metrics_page_has_tf_serving_names():
+    metrics = Metrics()
+    metrics.record("mnist", "predict", "OK", 0.002)
+    metrics.record("mnist", "predict", "INVALID_ARGUMENT", 0.0001)
+    page = metrics.page()
+    assert ':tensorflow:serving:request_count{model_name="mnist",status="OK"} 1' in page
+    assert (
+        ':tensorflow:serving:request_count{model_name="mnist",status="INVALID_ARGUMENT"} 1' in page
+    )
+    assert (
+        ':tensorflow:serving:request_latency_bucket{model_name="mnist",API="predict",'
+        'entrypoint="REST",le="+Inf"} 2' in page
+    )
