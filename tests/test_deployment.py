@@ -534,9 +534,9 @@ def test_client_image_installs_only_the_client_requirements():
     assert {"requirements-client.txt", "settings.py", ".env", "client/"} <= copied
 
 
-def installed_with(requirements: str) -> set[str]:
-    """The distributions `pip install -r requirements` installs: its pins and all they require,
-    as the installed packages' metadata says."""
+def installed_with(requirements: str, with_dependencies: bool = True) -> set[str]:
+    """The distributions `pip install -r requirements` installs: its pins and, unless --no-deps,
+    all they require, as the installed packages' metadata says."""
     lines = [line.split("#")[0].strip() for line in (ROOT / requirements).read_text().splitlines()]
     todo = [Requirement(line).name for line in lines if line]
     found: set[str] = set()
@@ -545,6 +545,8 @@ def installed_with(requirements: str) -> set[str]:
         if name in found:
             continue
         found.add(name)
+        if not with_dependencies:
+            continue
         for spec in metadata.requires(name) or []:
             requirement = Requirement(spec)
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
@@ -552,22 +554,49 @@ def installed_with(requirements: str) -> set[str]:
     return found
 
 
-def test_client_image_has_every_package_the_client_imports():
+def imported_modules(folders: list[str]) -> set[str]:
+    """Top-level names of the absolute imports in the folders' Python files."""
     imported = set()
-    for path in (ROOT / "client").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"client", "settings"}
-    assert "tensorflow" not in third_party
+    for folder in folders:
+        for path in (ROOT / folder).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    imported.add(node.module.split(".")[0])
+    return imported - set(sys.stdlib_module_names)
+
+
+FIRST_PARTY = {"client", "train", "export", "serving", "settings"}
+IMAGES = {
+    # image: (folders it runs, first-party modules it copies, what it installs)
+    "client": (["client"], {"client", "settings"}, {"requirements-client.txt": True}),
+    "train": (
+        ["train", "export"],
+        {"train", "export", "settings"},
+        {"requirements.txt": True, "requirements-nodeps.txt": False},
+    ),
+}
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_images_have_every_package_their_code_imports(image):
+    folders, copied, requirements = IMAGES[image]
+    imported = imported_modules(folders)
+    assert imported & FIRST_PARTY <= copied, (
+        f"the {image} image lacks {imported & FIRST_PARTY - copied}"
+    )
+    installed = set().union(*(installed_with(r, deps) for r, deps in requirements.items()))
+    distributions = metadata.packages_distributions()
+    for module in imported - FIRST_PARTY:
+        owners = {canonicalize_name(d) for d in distributions.get(module, [])}
+        assert owners & installed, f"{image} code imports {module}, which its image lacks"
+
+
+def test_client_image_has_no_tensorflow():
+    assert "tensorflow" not in imported_modules(["client"])
     installed = installed_with("requirements-client.txt")
     assert not {"tensorflow", "tensorflow-cpu", "keras"} & installed
-    distributions = metadata.packages_distributions()
-    for module in third_party:
-        owners = {canonicalize_name(d) for d in distributions.get(module, [])}
-        assert owners & installed, f"the client imports {module}, which its image lacks"
 
 
 def test_client_command(tmp_path):
