@@ -13,7 +13,7 @@ import urllib.request
 
 import settings
 
-SERVING_CONFIG = settings.ROOT / "serving" / "models.config"
+SERVING_DIR = settings.ROOT / "serving"
 # What docker compose mounts at /models: the config's base_path /models/mnist resolves inside it.
 MODELS_ROOT = settings.MODEL_BASE_PATH.parent
 
@@ -59,9 +59,15 @@ def main() -> None:
     if not has_version(settings.MODEL_BASE_PATH):
         train_first_model()
 
+    # The same configuration files and flags as the TF Serving container (serving/Dockerfile).
     server = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--model_config_file", str(SERVING_CONFIG),
-         "--models_root", str(MODELS_ROOT), "--rest_api_port", str(settings.REST_API_PORT)]
+        [sys.executable, "-m", "serving", "--models_root", str(MODELS_ROOT),
+         "--rest_api_port", str(settings.REST_API_PORT),
+         "--model_config_file", str(SERVING_DIR / "models.config"),
+         "--model_config_file_poll_wait_seconds", "30", "--file_system_poll_wait_seconds", "5",
+         "--allow_version_labels_for_unavailable_models",
+         "--monitoring_config_file", str(SERVING_DIR / "monitoring.config"),
+         "--enable_batching", "--batching_parameters_file", str(SERVING_DIR / "batching.config")]
     )  # fmt: skip
     client = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(settings.ROOT / "client"),
