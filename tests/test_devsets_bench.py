@@ -1,0 +1,52 @@
+"""bench/accuracy_bench.py on a real exported version (the tiny fixture) and a few dev canvases."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bench import accuracy_bench, devsets
+
+
+def canvases_set(name, samples, n):
+    return accuracy_bench.preprocess(name, itertools.islice(samples, n))
+
+
+def test_preprocess_marks_empty_canvases_as_no_digit():
+    blank = np.zeros((280, 280, 4), np.uint8)
+    samples = [(blank, 3), *itertools.islice(devsets.continental_7(n=2), 2)]
+    s = accuracy_bench.preprocess("mixed", samples)
+    assert list(s.found) == [False, True, True]
+    assert s.images.shape == (3, 28, 28) and s.images[0].max() == 0 and s.images[1].max() == 1.0
+    assert list(s.labels) == [3, 7, 7]
+
+
+def test_version_folders_finds_numbered_versions_or_takes_one(tiny_model_base, tmp_path):
+    assert accuracy_bench.version_folders([tiny_model_base]) == [tiny_model_base / "1"]
+    assert accuracy_bench.version_folders([tiny_model_base / "1"]) == [tiny_model_base / "1"]
+    with pytest.raises(SystemExit, match="no model versions"):
+        accuracy_bench.version_folders([tmp_path])
+
+
+def test_evaluate_scores_each_set_with_the_exported_signature(tiny_model_base, capsys):
+    folder = tiny_model_base / "1"
+    sets = [
+        canvases_set("continental_1", devsets.continental_1(n=4), 4),
+        canvases_set("continental_7", devsets.continental_7(n=4), 4),
+    ]
+    blank = accuracy_bench.preprocess("blank", [(np.zeros((280, 280, 4), np.uint8), 5)])
+    result = accuracy_bench.evaluate(folder, [*sets, blank])
+
+    probabilities = accuracy_bench.predict(folder, np.concatenate([s.images for s in sets]))
+    for (name, n, accuracy, _), s, p in zip(
+        result["rows"], sets, np.split(probabilities, 2), strict=False
+    ):
+        assert name == s.name and n == 4
+        assert accuracy == pytest.approx((p.argmax(axis=1) == s.labels).mean())
+    # A canvas without a digit is a wrong answer with no confidence at all.
+    assert result["rows"][2][2] == 0.0 and result["confidence"][-1] == 0.0
+    assert len(result["correct"]) == 9
+
+    accuracy_bench.print_version(folder, result, (0.5, 0.9))
+    out = capsys.readouterr().out
+    assert "continental_7" in out and "not sure" in out and "5->none (1)" in out
