@@ -17,6 +17,11 @@ import numpy as np
 
 from serving.status import ServingError, invalid
 
+try:  # optional: about 4x faster than the json module on a 28x28 image
+    import orjson
+except ImportError:
+    orjson = None
+
 ROW, COLUMNAR = "row", "columnar"
 _BOTH_KEYS = "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
 
@@ -75,6 +80,13 @@ def parse_json(body: bytes) -> dict:
     """ParseJson(): the body as a JSON object, or TF Serving's parse error."""
     if not body:
         return _raise(invalid("JSON Parse error: The document is empty"))
+    if orjson is not None:
+        try:
+            doc = orjson.loads(body)
+            if isinstance(doc, dict):
+                return doc
+        except orjson.JSONDecodeError:
+            pass  # NaN/Infinity literals, or an error: the json module decides and explains
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:

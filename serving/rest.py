@@ -50,6 +50,8 @@ class RestServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when many clients connect at once.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(
         self,
