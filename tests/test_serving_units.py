@@ -10,6 +10,7 @@ from serving import json_tensor
 from serving.batching import Batcher
 from serving.config import (
     BatchingParameters,
+    ModelConfig,
     read_batching_parameters,
     read_model_config_file,
     read_prometheus_path,
@@ -17,6 +18,7 @@ from serving.config import (
 from serving.json_tensor import COLUMNAR, ROW, TensorSpec
 from serving.metrics import Metrics
 from serving.status import ServingError
+from serving.versions import Manager, Servable
 
 IMAGE = {"image": TensorSpec(np.dtype(np.float32), (-1, 2, 2, 1))}
 TEXT = {"text_bytes": TensorSpec(np.dtype(object), (-1,))}
@@ -241,3 +243,96 @@ def test_metrics_page_has_tf_serving_names():
         ':tensorflow:serving:request_latency_bucket{model_name="mnist",API="predict",'
         'entrypoint="REST",le="+Inf"} 2' in page
     )
+
+
+# ------------------------------------------------------------------ versions and policies
+
+
+def fake_loader(fail: set[int] = frozenset()):
+    """Stands in for SavedModel loading: versions in `fail` raise, others load instantly."""
+
+    def load(name, version, path, batching):
+        if version in fail:
+            raise ServingError("DATA_LOSS", f"cannot read {path}")
+        return Servable(name, version, signatures={})
+
+    return load
+
+
+def make_versions(base, *names):
+    for name in names:
+        (base / str(name)).mkdir(parents=True, exist_ok=True)
+
+
+def states(manager) -> dict[int, str]:
+    return {v: s.state for v, s in manager.status("m", None)}
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        (dict(num_versions=1), {3: "AVAILABLE"}),
+        (dict(num_versions=2), {3: "AVAILABLE", 2: "AVAILABLE"}),
+        (dict(policy="all"), {3: "AVAILABLE", 2: "AVAILABLE", 1: "AVAILABLE"}),
+        (dict(policy="specific", versions=(1, 7)), {1: "AVAILABLE"}),
+    ],
+)
+def test_version_policies_and_non_numeric_folders(tmp_path, policy, expected):
+    make_versions(tmp_path, 1, 2, 3, ".export-4", "tmp")
+    manager = Manager([ModelConfig("m", tmp_path, **policy)], loader=fake_loader())
+    manager.poll()
+    assert states(manager) == expected
+
+
+def test_old_version_unloads_only_after_its_in_flight_requests(tmp_path):
+    make_versions(tmp_path, 1)
+    manager = Manager([ModelConfig("m", tmp_path)], loader=fake_loader())
+    manager.poll()
+    held = manager.acquire("m", None, None)  # a request still running on version 1
+    make_versions(tmp_path, 2)
+    manager.poll()
+    assert states(manager) == {2: "AVAILABLE", 1: "UNLOADING"}
+    assert manager.acquire("m", None, None).version == 2
+    with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(m, 1\)"):
+        manager.acquire("m", 1, None)
+    time.sleep(0.2)
+    assert states(manager)[1] == "UNLOADING"
+    manager.release(held)
+    deadline = time.monotonic() + 5
+    while states(manager)[1] != "END" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert states(manager) == {2: "AVAILABLE", 1: "END"}
+
+
+def test_a_failed_version_keeps_the_serving_one(tmp_path):
+    make_versions(tmp_path, 1)
+    manager = Manager(
+        [ModelConfig("m", tmp_path)], loader=fake_loader(fail={2}), max_load_retries=0
+    )
+    manager.poll()
+    make_versions(tmp_path, 2)
+    manager.poll()
+    (one, two) = sorted(manager.status("m", None))
+    assert (two[1].state, two[1].error_code) == ("END", "DATA_LOSS")
+    assert two[1].error_message == f"cannot read {tmp_path / '2'}"
+    assert one[1].state == "AVAILABLE" and manager.acquire("m", None, None).version == 1
+
+
+def test_labels_need_available_versions_unless_allowed(tmp_path):
+    make_versions(tmp_path, 1, 2)
+    config = ModelConfig("m", tmp_path, policy="all", labels={"stable": 1})
+    with pytest.raises(ServingError) as refused:
+        Manager([config], loader=fake_loader())
+    assert refused.value.message == (
+        "Request to assign label to version 1 of model m, which is not currently available "
+        "for inference"
+    )
+    manager = Manager([config], loader=fake_loader(), allow_labels_for_unavailable=True)
+    manager.poll()
+    assert manager.acquire("m", None, "stable").version == 1
+    manager.reload_config([ModelConfig("m", tmp_path, policy="all", labels={"stable": 2})])
+    assert manager.acquire("m", None, "stable").version == 2
+    # Moving a label that exists onto a version that is not loaded: the reload is rejected.
+    with pytest.raises(ServingError, match="version 9 of model m"):
+        manager.reload_config([ModelConfig("m", tmp_path, policy="all", labels={"stable": 9})])
+    assert manager.acquire("m", None, "stable").version == 2
