@@ -1,0 +1,107 @@
+"""Training: CLI, reproducibility, batch-norm momentum, evaluation, the sample model's quality."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from train.__main__ import main as train_main
+from train.__main__ import parse_args
+from train.model import ARCHES, build
+from train.report import evaluate
+from train.run import bn_momentum_for
+
+
+def signature_outputs(version_path, images):
+    fn = tf.saved_model.load(str(version_path)).signatures["serving_default"]
+    return fn(image=tf.constant(images))["probabilities"].numpy()
+
+
+def test_cli_run_reproduces_the_tiny_fixture(tiny_model_base, tmp_path, capsys):
+    """Same seed, same data, same flags: the CLI gives the fixture's exact weights."""
+    argv = ["--data", "sample", "--limit", "280", "--batch-size", "256", "--epochs", "1"]
+    argv += ["--verbose", "0", "--model-base-path", str(tmp_path)]
+    assert train_main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"exported {tmp_path / '1'}" in out and "metrics.json" in out
+    images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_array_equal(
+        signature_outputs(tiny_model_base / "1", images), signature_outputs(tmp_path / "1", images)
+    )
+    metrics = json.loads((tmp_path / "1" / "assets.extra" / "metrics.json").read_text())
+    assert metrics["config"]["seed"] == 42 and metrics["config"]["limit"] == 280
+    assert len(metrics["history"]["learning_rate"]) == metrics["epochs"] == 1
+
+
+def test_cli_refuses_existing_version_before_training(tiny_model_base, capsys):
+    argv = ["--data", "sample", "--model-base-path", str(tiny_model_base), "--version", "1"]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tiny_model_base / '1'} exists already; choose another"
+
+
+def test_cli_data_error_is_one_line(tmp_path, capsys):
+    argv = ["--data", f"idx:{tmp_path / 'missing'}", "--model-base-path", str(tmp_path / "m")]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "missing" in err and "\n" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_parse_args_maps_every_flag(tmp_path):
+    config = parse_args(
+        ["--data", "idx:/d", "--epochs", "3", "--batch-size", "64", "--seed", "7", "--limit",
+         "900", "--model-base-path", str(tmp_path), "--version", "4", "--lr-schedule", "plateau",
+         "--patience", "2", "--bn-momentum", "0.9", "--val-fraction", "0.2"]
+    )  # fmt: skip
+    assert (config.data, config.epochs, config.batch_size, config.seed) == ("idx:/d", 3, 64, 7)
+    assert (config.limit, config.version, config.lr_schedule) == (900, 4, "plateau")
+    assert (config.early_stopping_patience, config.bn_momentum) == (2, 0.9)
+    assert config.val_fraction == 0.2 and config.model_base_path == tmp_path
+    assert parse_args([]).arch == "reference"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--epochs", "0"], ["--limit", "1"], ["--version", "0"], ["--val-fraction", "1"],
+             ["--arch", "nope"], ["--batch-size", "x"]]
+)  # fmt: skip
+def test_parse_args_rejects_bad_values(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_bn_momentum_forgets_its_start():
+    assert bn_momentum_for(5000) == bn_momentum_for(160) == 0.9
+    assert bn_momentum_for(1) == 0.5
+    for steps in (20, 57, 160, 900):
+        assert bn_momentum_for(steps) ** steps < 1e-4
+
+
+def test_reference_arch():
+    assert "reference" in ARCHES
+    model = build("reference", bn_momentum=0.9)
+    assert model.count_params() == 437_546
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    assert {layer.momentum for layer in model.layers if hasattr(layer, "moving_mean")} == {0.9}
+    with pytest.raises(ValueError, match="unknown arch"):
+        build("resnet")
+
+
+def test_evaluate():
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    predicted = np.array([0, 1, 1, 2, 2, 0])
+    result = evaluate(np.eye(10)[predicted], labels)
+    assert result["test_accuracy"] == pytest.approx(4 / 6)
+    assert result["per_class_accuracy"]["0"] == 0.5 and result["per_class_accuracy"]["2"] == 0.6667
+    confusion = np.array(result["confusion_matrix"])
+    assert confusion[0, 1] == 1 and confusion[2, 0] == 1 and confusion.trace() == 4
+
+
+def test_sample_model_is_usable(sample_model_base):
+    metrics = json.loads((sample_model_base / "1" / "assets.extra" / "metrics.json").read_text())
+    assert metrics["dataset"]["test"] == 1000
+    assert metrics["test_accuracy"] >= 0.93
+    assert min(metrics["per_class_accuracy"].values()) >= 0.8
