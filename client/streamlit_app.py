@@ -22,29 +22,39 @@ VERSION_CHECK_SECONDS = 2.0  # how often the sidebar looks for new versions
 MAX_UPLOAD_SIDE = 1000  # photos are shrunk to this first; digits need far fewer pixels
 
 
-def version_options(url: str, model: str) -> tuple[dict[str, str], str | None]:
-    """Selector choices (value -> what the person reads) and the error that prevented more."""
+def version_options(url: str, model: str) -> tuple[dict[str, str], str, str | None]:
+    """Selector choices (value -> what the person reads), where latest and each label point
+    now, and the error that prevented more. Choices stay worded the same when a label moves,
+    so a selection survives it."""
     options = {api.LATEST: "latest"}
     try:
         versions = api.get_versions(url, model)
         labels = api.get_labels(url, model)
     except api.ServingError as e:
-        return options, e.message
+        return options, "", e.message
     available = [v.version for v in versions if v.state == "AVAILABLE"]
-    if available:
-        options[api.LATEST] = f"latest (now v{max(available)})"
+    pointers = [f"latest: v{max(available)}"] if available else ["latest: none available"]
     for label, version in labels.items():
-        options[label] = f"label {label} (v{version})"
+        options[label] = f"label {label}"
+        pointers.append(f"{label}: v{version}")
     for v in versions:
-        state = "" if v.state == "AVAILABLE" else f" - {v.state.lower()}"
+        state = "" if v.state == "AVAILABLE" else f" ({v.state.lower()})"
         options[str(v.version)] = f"version {v.version}{state}"
-    return options, None
+    return options, " · ".join(pointers), None
+
+
+# Each stroke reruns the page; the versions need not be asked for each time (three requests),
+# since the watcher below notices changes and clears this cache.
+cached_version_options = st.cache_data(ttl=VERSION_CHECK_SECONDS, show_spinner=False)(
+    version_options
+)
 
 
 @st.fragment(run_every=VERSION_CHECK_SECONDS)
-def watch_versions(url: str, model: str, shown: dict[str, str]) -> None:
+def watch_versions(url: str, model: str, shown: tuple) -> None:
     """Reruns the page when the server's versions or labels change: no restart, no click."""
-    if version_options(url, model)[0] != shown:
+    if version_options(url, model) != shown:
+        cached_version_options.clear()
         st.rerun()
 
 
@@ -53,13 +63,16 @@ def sidebar() -> dict:
         st.header("Model server")
         url = st.text_input("Server URL", value=api.default_url()).strip()
         model = st.text_input("Model name", value=api.default_model()).strip()
-        options, error = version_options(url, model)
+        found = cached_version_options(url, model)
+        options, pointers, error = found
         if error:
             st.error(error)
-            st.button("Retry", key="retry-sidebar")
+            st.button("Retry", key="retry-sidebar", on_click=cached_version_options.clear)
         choices = list(options)
         target = st.selectbox("Version", choices, format_func=options.get, key="target")
-        watch_versions(url, model, options)
+        if pointers:
+            st.caption(f"Now serving {pointers}")
+        watch_versions(url, model, found)
 
         st.header("Drawing")
         stroke = st.slider("Stroke width", 5, 50, 22)
@@ -91,18 +104,20 @@ def model_view(digits: list[np.ndarray]) -> np.ndarray:
     return np.kron(strip, np.ones((ZOOM, ZOOM), np.float32))
 
 
-def top3_chart(probabilities: np.ndarray) -> alt.Chart:
+def top3_chart(probabilities: np.ndarray) -> alt.LayerChart:
     top = results.top_k(probabilities, 3)
     data = pd.DataFrame({"digit": [str(d) for d, _ in top], "probability": [p for _, p in top]})
-    return (
-        alt.Chart(data, height=110)
+    bars = (
+        alt.Chart(data, height=alt.Step(26))
         .mark_bar()
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("digit:N", sort="-x", title=None),
+            y=alt.Y("digit:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14)),
             tooltip=["digit", alt.Tooltip("probability:Q", format=".1%")],
         )
     )
+    labels = bars.mark_text(align="left", dx=4).encode(text=alt.Text("probability:Q", format=".0%"))
+    return bars + labels
 
 
 def show_prediction(digits: list[np.ndarray], server: dict, target: str, key: str) -> None:
@@ -112,7 +127,7 @@ def show_prediction(digits: list[np.ndarray], server: dict, target: str, key: st
     except api.ServingError as e:
         st.error(e.message)
         if e.kind in ("unreachable", "timeout"):
-            st.button("Retry", key=f"retry-{key}")
+            st.button("Retry", key=f"retry-{key}", on_click=cached_version_options.clear)
         return
 
     number, confidences = results.read_number(answer.probabilities)
@@ -123,7 +138,8 @@ def show_prediction(digits: list[np.ndarray], server: dict, target: str, key: st
             f"{results.NOT_SURE_BELOW:.0%}. Try drawing it larger, or more like a printed digit."
         )
     if len(digits) > 1:
-        st.write("  ·  ".join(f"**{d}** {p:.0%}" for d, p in zip(number, confidences, strict=True)))
+        each = "  ·  ".join(f"**{d}** ({p:.0%})" for d, p in zip(number, confidences, strict=True))
+        st.write(f"Digit by digit: {each}")
     if answer.version is not None:
         st.caption(f"Answered by version {answer.version} ({answer.version_source}).")
     else:
@@ -173,13 +189,12 @@ def draw_tab(server: dict) -> None:
         )
     image = canvas.image_data
     digits = preprocess.split_digits(image) if image is not None else []
-    with view_column:
-        if digits:
-            st.image(model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True)
-        else:
-            st.info("Draw a digit in the black box.")
-    if digits:
-        show_results(digits, server, "draw")
+    if not digits:
+        view_column.info("Draw a digit in the black box.")
+        return
+    view = view_column.empty()  # filled after the answer, which is what a person waits for
+    show_results(digits, server, "draw")
+    view.image(model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True)
 
 
 def upload_tab(server: dict) -> None:

@@ -1,0 +1,179 @@
+"""Browser latency of the client: from mouse-up to "Prediction: N" on the page.
+
+    python -m bench.client_bench                          # serves models/mnist
+    python -m bench.client_bench --model_base_path /tmp/m/mnist --drawings 20
+    python -m bench.client_bench --serving_url http://localhost:8501   # a server already running
+
+Starts the local server (unless --serving_url) and `streamlit run client` on free ports, then in
+Chromium draws a digit (1, 7, 0 in turn) with mouse strokes, and times it in the page itself:
+performance.now() at the mouseup event, and again when a MutationObserver sees the prediction's
+heading. The canvas is reset between drawings. Prints every time and the median; target 300 ms.
+"""
+
+import argparse
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+import settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TARGET_MS = 300
+STROKES = {  # one stroke each, in a unit box
+    "1": [(0.55, 0.05), (0.5, 0.95)],
+    "7": [(0.1, 0.08), (0.9, 0.08), (0.42, 0.95)],
+    "0": [
+        (0.5 + 0.36 * math.sin(a), 0.5 - 0.45 * math.cos(a))
+        for a in [i * math.pi / 20 for i in range(41)]
+    ],
+}
+HEADING_SHOWN = """[...document.querySelectorAll('h2')].some(
+      h => h.textContent.startsWith('Prediction:'))"""
+# Runs in the page before its own scripts: marks the mouseup and the first prediction heading.
+TIMING_SCRIPT = """
+window.__bench = {up: 0, shown: 0};
+document.addEventListener('mouseup', () => {
+  window.__bench = {up: performance.now(), shown: 0};
+}, true);
+new MutationObserver(() => {
+  const b = window.__bench;
+  if (b.up && !b.shown && HEADING_SHOWN) b.shown = performance.now();
+}).observe(document, {subtree: true, childList: true, characterData: true});
+""".replace("HEADING_SHOWN", HEADING_SHOWN)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, what: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"{what}: the process exited with {process.returncode}")
+        try:
+            if check():
+                return
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        time.sleep(0.3)
+    sys.exit(f"{what}: not ready within {seconds:g} s")
+
+
+def start(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen(args, cwd=settings.ROOT, stdout=out, stderr=out, env=env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_base_path", type=Path, default=settings.MODEL_BASE_PATH)
+    parser.add_argument("--serving_url", help="use this running server instead of starting one")
+    parser.add_argument("--drawings", type=int, default=20)
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    logs = Path(tempfile.mkdtemp(prefix="client_bench-"))
+    processes = []
+    try:
+        serving_url = args.serving_url
+        if serving_url is None:
+            if not any(p.name.isdigit() for p in args.model_base_path.glob("*")):
+                sys.exit(f"no model version under {args.model_base_path}: train one first")
+            port = free_port()
+            server = start(
+                [sys.executable, "-m", "serving", "--rest_api_port", str(port)]
+                + ["--model_name", settings.MODEL_NAME]
+                + ["--model_base_path", str(args.model_base_path)],
+                logs / "server.log",
+            )
+            processes.append(server)
+            serving_url = f"http://127.0.0.1:{port}"
+            status_url = f"{serving_url}/v1/models/{settings.MODEL_NAME}"
+            wait_until(
+                lambda: any(
+                    v["state"] == "AVAILABLE"
+                    for v in requests.get(status_url, timeout=1).json()["model_version_status"]
+                ),
+                "the server",
+                server,
+            )
+        app_port = free_port()
+        app = start(
+            [sys.executable, "-m", "streamlit", "run", "client", "--server.port", str(app_port)]
+            + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            logs / "streamlit.log",
+            env={**os.environ, "TF_SERVING_URL": serving_url},
+        )
+        processes.append(app)
+        app_url = f"http://127.0.0.1:{app_port}"
+        wait_until(lambda: requests.get(f"{app_url}/_stcore/health", timeout=1).ok, "the app", app)
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.add_init_script(TIMING_SCRIPT)
+            page.goto(app_url)
+            canvas = page.locator("canvas.upper-canvas")
+            canvas.wait_for(timeout=60_000)
+            times = []
+            digits = list(STROKES)
+            for i in range(args.drawings + 1):  # the first is a warm-up, not counted
+                page.get_by_role("button", name="Reset canvas & history").click()
+                page.get_by_text("Draw a digit in the black box.").wait_for(timeout=30_000)
+                page.wait_for_function(f"!({HEADING_SHOWN})", timeout=30_000)
+                box = canvas.bounding_box()
+                points = [
+                    (
+                        box["x"] + (0.2 + x * 0.6) * box["width"],
+                        box["y"] + (0.1 + y * 0.8) * box["height"],
+                    )
+                    for x, y in STROKES[digits[i % len(digits)]]
+                ]
+                page.mouse.move(*points[0])
+                page.mouse.down()
+                for point in points[1:]:
+                    page.mouse.move(*point, steps=8)
+                page.mouse.up()
+                page.wait_for_function("window.__bench.shown > 0", timeout=30_000)
+                marks = page.evaluate("window.__bench")
+                shown = page.locator("h2", has_text="Prediction:").first.inner_text()
+                if i > 0:
+                    times.append(marks["shown"] - marks["up"])
+                    print(
+                        f"{i:2d}  drew {digits[i % len(digits)]}  {shown:<16} {times[-1]:6.0f} ms"
+                    )
+            browser.close()
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+
+    median = statistics.median(times)
+    verdict = "meets" if median < TARGET_MS else "misses"
+    print(
+        f"\nmouse-up to prediction shown, {len(times)} drawings: median {median:.0f} ms, "
+        f"min {min(times):.0f}, max {max(times):.0f} ({verdict} the {TARGET_MS} ms target)"
+    )
+
+
+if __name__ == "__main__":
+    main()
