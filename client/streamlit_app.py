@@ -111,7 +111,11 @@ def top3_chart(probabilities: np.ndarray) -> alt.LayerChart:
         alt.Chart(data, height=alt.Step(26))
         .mark_bar()
         .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            x=alt.X(
+                "probability:Q",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", title=None),
+            ),
             y=alt.Y("digit:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14)),
             tooltip=["digit", alt.Tooltip("probability:Q", format=".1%")],
         )

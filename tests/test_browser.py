@@ -1,0 +1,189 @@
+"""The app in real Chromium: draw with the mouse, read the prediction, watch versions come and go.
+
+Starts the local server (sample model) and `streamlit run client`, each on a free port. Skipped
+when Chromium is missing, except under CI=true, where that is a failure.
+"""
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+from test_client_api import free_port, start_server, stop_server
+
+import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ANSWER_TIMEOUT_MS = 30_000  # generous: the machine is shared; bench/ measures speed
+
+# Digits as a person draws them: strokes of points, in a unit box (0..1), scaled onto the canvas.
+STROKES = {
+    "1": [[(0.55, 0.05), (0.5, 0.95)]],
+    "7": [[(0.1, 0.08), (0.9, 0.08), (0.42, 0.95)]],
+    "0": [
+        [
+            (0.5 + 0.36 * math.sin(a), 0.5 - 0.45 * math.cos(a))
+            for a in [i * 2 * math.pi / 40 for i in range(41)]
+        ]
+    ],
+}
+
+
+def start_app(serving_url: str, tmp: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "TF_SERVING_URL": serving_url}
+    args = [sys.executable, "-m", "streamlit", "run", "client", "--server.port", str(port)]
+    args += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    log = open(tmp / "streamlit.log", "wb")  # noqa: SIM115 - lives as long as the app
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited: {(tmp / 'streamlit.log').read_text()}")
+        try:
+            if requests.get(f"{url}/_stcore/health", timeout=1).ok:
+                return process, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("streamlit did not start within 60 s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and no Chromium at {CHROMIUM}: browser tests must run in CI")
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def stack(browser, sample_model_base, tmp_path_factory):
+    """The local server on a copy of the sample model, and the app talking to it."""
+    tmp = tmp_path_factory.mktemp("browser")
+    base = tmp / settings.MODEL_NAME
+    shutil.copytree(sample_model_base, base)
+    server, serving_url = start_server(base, tmp)
+    app, app_url = start_app(serving_url, tmp)
+    yield {"server": server, "serving_url": serving_url, "base": base, "app_url": app_url}
+    stop_server(app)
+    if server.poll() is None:
+        stop_server(server)
+
+
+@pytest.fixture
+def page(browser, stack):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(stack["app_url"])
+    page.locator("canvas.upper-canvas").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.get_by_text("Draw a digit in the black box.").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    yield page
+    page.close()
+
+
+def draw(page, digit: str, left: float = 0.2, width: float = 0.6) -> None:
+    """Draws `digit` with mouse strokes in a column of the canvas (fractions of its width)."""
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    for stroke in STROKES[digit]:
+        points = [
+            (
+                box["x"] + (left + x * width) * box["width"],
+                box["y"] + (0.1 + y * 0.8) * box["height"],
+            )
+            for x, y in stroke
+        ]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=8)
+        page.mouse.up()
+
+
+def prediction(page, number: str):
+    return page.get_by_text(re.compile(rf"^Prediction: {number}$"))
+
+
+@pytest.mark.parametrize("digit", ["1", "7", "0"])
+def test_drawn_digit_is_recognised(page, digit):
+    draw(page, digit)
+    prediction(page, digit).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert page.get_by_text(re.compile(r"Answered by version 1 ")).count() == 1
+    page.get_by_text("What the model sees").wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_drawn_number_is_recognised(page):
+    draw(page, "1", left=0.02, width=0.4)
+    draw(page, "7", left=0.5, width=0.45)
+    prediction(page, "17").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.wait_for_timeout(500)  # let the charts finish drawing for the screenshot
+    page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
+
+
+def test_uploaded_scan_is_recognised(page):
+    # Black ink on white paper, as a scan or a photo of a page: a 7 and a 0, PNG.
+    paper = np.full((300, 480, 3), 245, np.uint8)
+    cv2.polylines(paper, [np.array([[40, 50], [180, 50], [95, 260]])], False, (20, 20, 20), 16)
+    cv2.ellipse(paper, (340, 150), (70, 105), 0, 0, 360, (20, 20, 20), 16)
+    page.get_by_role("tab", name="Upload a photo").click()
+    upload = page.locator("input[type=file]")
+    png = cv2.imencode(".png", paper)[1].tobytes()
+    upload.set_input_files(files=[{"name": "scan.png", "mimeType": "image/png", "buffer": png}])
+    prediction(page, "70").wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+    upload.set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}]
+    )
+    page.get_by_text("notes.png is not an image that can be read").wait_for(
+        timeout=ANSWER_TIMEOUT_MS
+    )
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def test_new_version_appears_in_the_selector(page, stack):
+    page.get_by_text("Now serving latest: v1").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    # Export version 2 the way export/ does: a dot folder renamed into place.
+    temp = stack["base"] / ".export-2"
+    shutil.copytree(stack["base"] / "1", temp)
+    temp.rename(stack["base"] / "2")
+    page.get_by_text("Now serving latest: v2").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.get_by_role("combobox", name="Version").click()  # open the selector
+    page.get_by_role("option", name="version 2").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.keyboard.press("Escape")
+    draw(page, "7")
+    prediction(page, "7").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.get_by_text(re.compile(r"Answered by version 2 ")).wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_stopped_server_is_reported(page, stack):
+    # Last in this module: it stops the server the others use.
+    stop_server(stack["server"])
+    draw(page, "1")
+    message = f"Cannot reach the model server at {stack['serving_url']}"
+    page.get_by_text(message).first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert page.get_by_role("button", name="Retry").count() >= 1
+    assert page.get_by_text("Traceback").count() == 0
+    assert page.get_by_text(re.compile(r"^Prediction:")).count() == 0
