@@ -563,12 +563,24 @@ def _as_float32(value: float) -> float:
         return math.inf
 
 
+def _float32_texts(flat: np.ndarray) -> list[str]:
+    """format_float32() over an array, the round-trip check done by numpy in one go."""
+    values = flat.astype(np.float64).tolist()
+    if len(values) <= 64 or not np.isfinite(flat).all():  # numpy's overhead only pays off above
+        return [format_float32(v) for v in values]
+    texts = [f"{v:g}" for v in values]
+    back = np.array(texts, dtype=np.float64).astype(np.float32)
+    for i in np.flatnonzero(back != flat).tolist():
+        texts[i] = f"{values[i]:.9g}"
+    return [t if "." in t or "e" in t else t + ".0" for t in texts]
+
+
 def _values(array: np.ndarray, bytes_as_b64: bool) -> list[str]:
     """Every value of the array, flattened, as JSON text."""
     flat = array.ravel()
     kind = array.dtype.kind
     if array.dtype == np.float32:
-        return [format_float32(v) for v in flat.tolist()]
+        return _float32_texts(flat)
     if kind == "f":
         return [format_double(v) for v in flat.tolist()]
     if kind in "iu":
@@ -629,7 +641,7 @@ def make_json(outputs: dict[str, np.ndarray], fmt: str) -> str:
             )
         batch = shape[0]
     rows = []
-    per_row = {n: int(np.prod(outputs[n].shape[1:], dtype=np.int64)) for n in names}
+    per_row = {n: math.prod(outputs[n].shape[1:]) for n in names}
     for i in range(batch):
         if len(names) == 1:
             n = names[0]
