@@ -178,6 +178,19 @@ def test_new_version_appears_in_the_selector(page, stack):
     page.get_by_text(re.compile(r"Answered by version 2 ")).wait_for(timeout=ANSWER_TIMEOUT_MS)
 
 
+def test_compare_mode_asks_two_versions(page):
+    page.get_by_text("Compare two versions").click()  # the switch itself is hidden under its label
+    page.get_by_role("combobox", name="Compare with").click()
+    page.get_by_role("option", name="version 1").click()
+    draw(page, "7")
+    prediction(page, "7").nth(1).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert prediction(page, "7").count() == 2
+    page.get_by_text("Answered by version 1 (asked for by number)").wait_for(
+        timeout=ANSWER_TIMEOUT_MS
+    )
+    assert page.get_by_text(re.compile(r"Answered by version \d+ \(the newest")).count() == 1
+
+
 def test_stopped_server_is_reported(page, stack):
     # Last in this module: it stops the server the others use.
     stop_server(stack["server"])

@@ -44,7 +44,8 @@ def start_server(base: Path, tmp: Path, labels: dict[str, int] | None = None):
             f'    name: "{settings.MODEL_NAME}"\n    base_path: "{base}"\n'
             f'    model_platform: "tensorflow"\n{entries}  }}\n}}\n'
         )
-        # Labels on a version still loading at start-up need this flag in our server.
+        # As in TF Serving, a new label may name a version still loading at start-up only
+        # with this flag.
         args += ["--model_config_file", str(config)]
         args += ["--allow_version_labels_for_unavailable_models"]
     else:
