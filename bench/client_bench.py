@@ -12,7 +12,7 @@ heading. The canvas is reset between drawings. Prints every time and the median;
 Of that, 200 ms are fixed: streamlit-drawable-canvas 0.13 sends a finished stroke to Streamlit
 through a 200 ms debounce (`Bc = 200` in its frontend bundle), so that quick successive strokes
 make one rerun. The rest is the script rerun (status is cached; preprocessing, predict and the
-version lookup take about 40 ms on an idle machine) and the browser drawing the answer.
+version lookup took about 40 ms in all here, on a busy machine) and the browser drawing the answer.
 """
 
 import argparse
