@@ -2,9 +2,9 @@
 
     python bench/serving_bench.py [--model_base_path models/mnist] [--seconds 5]
 
-1. The model's serving signature called in-process with one image (p50, p99).
-2. The same image sent to `python -m serving` one request at a time over a keep-alive
-   connection (p50, p99): the ratio of the two p50s is the server's overhead (target <= 1.3).
+1. The model's serving signature called in-process with one image (p50, p99), alternating with
+2. the same image sent to `python -m serving` over a keep-alive connection (p50, p99), so both
+   see the same machine load: the ratio of the p50s is the server's overhead (target <= 1.3).
 3. Throughput with 1, 8 and 32 concurrent clients, batching off and on (serving/batching.config):
    32 clients with batching on against the sequential rate (target >= 5x).
 
@@ -50,19 +50,15 @@ def quick_model(tmp: Path) -> Path:
     return base
 
 
-def in_process(version: Path, image: np.ndarray, n: int) -> list[float]:
+def load_signature(version: Path):
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(version)).signatures["serving_default"]
-    batch = tf.constant(image[None])
-    for _ in range(20):
-        signature(image=batch)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        signature(image=batch)["probabilities"].numpy()
-        times.append(time.perf_counter() - start)
-    return times
+
+    def call(image: np.ndarray) -> None:
+        signature(image=tf.constant(image[None]))["probabilities"].numpy()
+
+    return call
 
 
 def free_port() -> int:
@@ -91,21 +87,26 @@ def start_server(base: Path, port: int, batching: bool) -> subprocess.Popen:
     sys.exit("The server did not start within 180 s.")
 
 
-def sequential(port: int, body: bytes, n: int) -> list[float]:
+def sequential(port: int, body: bytes, call, image, n: int) -> tuple[list[float], list[float]]:
+    """(in-process, HTTP) times, measured alternately so both see the same machine load."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     path = f"/v1/models/{settings.MODEL_NAME}:predict"
     headers = {"Content-Type": "application/json"}
-    times = []
+    local, remote = [], []
     for i in range(n + 20):
         start = time.perf_counter()
+        call(image)
+        middle = time.perf_counter()
         conn.request("POST", path, body, headers)
         response = conn.getresponse()
         response.read()
+        end = time.perf_counter()
         if response.status != 200:
             sys.exit(f"request failed: {response.status}")
         if i >= 20:  # the first ones warm up the connection and the server
-            times.append(time.perf_counter() - start)
-    return times
+            local.append(middle - start)
+            remote.append(end - middle)
+    return local, remote
 
 
 def throughput(port: int, body: bytes, clients: int, seconds: float) -> float:
@@ -164,9 +165,7 @@ def main() -> None:
     image = np.random.default_rng(0).random((28, 28, 1), dtype=np.float32)
     body = json.dumps({"instances": [image.tolist()]}).encode()
 
-    local = percentiles(in_process(version, image, args.requests))
-    print(f"in-process signature call, batch 1: p50 {local[0]:.2f} ms  p99 {local[1]:.2f} ms")
-
+    call = load_signature(version)
     results = {}
     for batching in (False, True):
         port = free_port()
@@ -174,11 +173,15 @@ def main() -> None:
         try:
             label = "batching on " if batching else "batching off"
             if not batching:
-                seq_times = sequential(port, body, args.requests)
-                seq = percentiles(seq_times)
+                local_times, seq_times = sequential(port, body, call, image, args.requests)
+                local, seq = percentiles(local_times), percentiles(seq_times)
                 seq_rate = len(seq_times) / sum(seq_times)
                 print(
-                    f"HTTP sequential, 1 image/request: p50 {seq[0]:.2f} ms  p99 {seq[1]:.2f} ms"
+                    f"in-process signature call, batch 1: p50 {local[0]:.2f} ms"
+                    f"  p99 {local[1]:.2f} ms"
+                )
+                print(
+                    f"HTTP sequential, 1 image/request:   p50 {seq[0]:.2f} ms  p99 {seq[1]:.2f} ms"
                     f"  ({seq_rate:.0f} req/s)"
                 )
             for clients in (1, 8, 32):

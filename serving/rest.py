@@ -72,6 +72,7 @@ class RestServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
+    timeout = 60  # seconds a connection may sit idle or send a body slowly before it is closed
     server_version = "TensorFlowServingLocal"
     server: RestServer
 
@@ -152,7 +153,12 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering a body we refuse."""
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            return self._read_chunked()
+            try:
+                return self._read_chunked()
+            except ValueError:
+                message = json_tensor.error_json("Invalid chunked transfer encoding")
+                self._send(400, message.encode(), close=True)
+                return None
         try:
             length = int(self.headers.get("content-length") or 0)
         except ValueError:

@@ -7,6 +7,7 @@ A real server (the package's RestServer and Manager) on a loopback port, serving
 import http.client
 import json
 import shutil
+import socket
 import threading
 
 import numpy as np
@@ -352,3 +353,18 @@ def test_prometheus_metrics(url):
         ':tensorflow:serving:request_latency_count{model_name="mnist",API="predict"'
         in response.text
     )
+
+
+def test_chunked_bodies_are_read_and_bad_chunks_refused(url, images):
+    body = json.dumps({"instances": images[:1].tolist()}).encode()
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    chunks = iter([body[:100], body[100:]])
+    conn.request("POST", "/v1/models/mnist:predict", chunks, encode_chunked=True)
+    assert conn.getresponse().status == 200
+    with socket.create_connection((host, int(port)), timeout=30) as raw_socket:
+        raw_socket.sendall(
+            b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        assert raw_socket.recv(65536).startswith(b"HTTP/1.1 400 ")
