@@ -20,6 +20,14 @@ CANVAS_SIZE = 280
 ZOOM = 5  # the 28x28 view, enlarged to 140 pixels a digit
 VERSION_CHECK_SECONDS = 2.0  # how often the sidebar looks for new versions
 MAX_UPLOAD_SIDE = 1000  # photos are shrunk to this first; digits need far fewer pixels
+# TF Serving's version states, as the selector words them (END: unloaded, or failed to load).
+STATE_WORDS = {
+    "AVAILABLE": "",
+    "START": " (starting)",
+    "LOADING": " (loading)",
+    "UNLOADING": " (unloading)",
+    "END": " (unloaded)",
+}
 
 
 def version_options(url: str, model: str) -> tuple[dict[str, str], str, str | None]:
@@ -38,8 +46,10 @@ def version_options(url: str, model: str) -> tuple[dict[str, str], str, str | No
         options[label] = f"label {label}"
         pointers.append(f"{label}: v{version}")
     for v in versions:
-        state = "" if v.state == "AVAILABLE" else f" ({v.state.lower()})"
-        options[str(v.version)] = f"version {v.version}{state}"
+        options[str(v.version)] = f"version {v.version}{STATE_WORDS.get(v.state, v.state.lower())}"
+        if v.state == "END" and v.error:
+            options[str(v.version)] = f"version {v.version} (failed to load)"
+            pointers.append(f"v{v.version} failed to load: {v.error}")
     return options, " · ".join(pointers), None
 
 
@@ -153,7 +163,7 @@ def show_prediction(digits: list[np.ndarray], server: dict, target: str, key: st
     charts = st.columns(min(len(digits), 4)) if len(digits) > 1 else [st.container()]
     for i, row in enumerate(answer.probabilities):
         with charts[i % len(charts)]:
-            st.altair_chart(top3_chart(row), use_container_width=True)
+            st.altair_chart(top3_chart(row), width="stretch")
 
 
 def show_results(digits: list[np.ndarray], server: dict, key: str) -> None:
