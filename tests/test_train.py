@@ -10,7 +10,7 @@ from train.__main__ import main as train_main
 from train.__main__ import parse_args
 from train.model import ARCHES, build
 from train.report import evaluate
-from train.run import bn_momentum_for
+from train.run import bn_momentum_for, recalibrate_batch_norm
 
 
 def signature_outputs(version_path, images):
@@ -78,6 +78,23 @@ def test_bn_momentum_forgets_its_start():
     assert bn_momentum_for(1) == 0.5
     for steps in (20, 57, 160, 900):
         assert bn_momentum_for(steps) ** steps < 1e-4
+
+
+def test_recalibrated_batch_norm_normalises_clean_images_exactly():
+    import keras
+
+    model = build("reference", seed=0)
+    images = np.random.default_rng(0).random((300, 28, 28, 1), dtype=np.float32)
+    assert recalibrate_batch_norm(model, images, batch_size=128) == 5
+    bns = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
+    for bn in (bns[0], bns[-1]):
+        # Fresh gamma=1, beta=0: in inference mode each channel's output is standardised.
+        out = keras.Model(model.inputs, bn.output)(images, training=False).numpy()
+        out = out.reshape(-1, out.shape[-1])
+        np.testing.assert_allclose(out.mean(0), 0, atol=1e-3)
+        variance = bn.moving_variance.numpy()
+        expected_std = np.sqrt(variance / (variance + bn.epsilon))  # 1 but for epsilon
+        np.testing.assert_allclose(out.std(0), expected_std, rtol=1e-3)
 
 
 def test_reference_arch():
