@@ -69,7 +69,8 @@ def test_stroke_width_changes_strokes_only_while_training():
 
 
 def test_canvas_arch_averages_shifted_predictions_at_inference():
-    from train.canvas_model import SHIFTS, build_canvas
+    from train.canvas_model import SHIFTS
+    from train.model import build_canvas
 
     model = build_canvas(seed=0)
     rng = np.random.default_rng(0)

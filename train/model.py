@@ -9,7 +9,8 @@ which is how the export calls it.
 import keras
 from keras import layers
 
-from train.canvas_model import build_canvas
+from train.augment import canvas_augmentation
+from train.canvas_model import TestTimeAverage
 from train.data import IMAGE_SHAPE, NUM_CLASSES
 
 INPUT_SHAPE = (*IMAGE_SHAPE, 1)
@@ -34,10 +35,8 @@ def conv_bn_relu(x, filters: int, bn_momentum: float):
     return layers.ReLU()(x)
 
 
-def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
-    """The reference CNN of docs/model.md (437,546 parameters)."""
-    inputs = keras.Input(INPUT_SHAPE, name="image")
-    x = augmentation(seed)(inputs)
+def classifier(x, bn_momentum: float, seed: int | None):
+    """The reference's feature blocks and classifier: augmented images -> softmax."""
     for filters, convs, dropout in ((32, 2, 0.20), (64, 2, 0.25), (128, 1, 0.30)):
         for _ in range(convs):
             x = conv_bn_relu(x, filters, bn_momentum)
@@ -46,8 +45,24 @@ def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras
     x = layers.Flatten()(x)
     x = layers.Dense(256, activation="relu")(x)
     x = layers.Dropout(0.35, seed=seed)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+
+
+def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+    """The reference CNN of docs/model.md (437,546 parameters)."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    outputs = classifier(augmentation(seed)(inputs), bn_momentum, seed)
     return keras.Model(inputs, outputs, name="reference")
+
+
+def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+    """The reference's blocks behind canvas-like augmentation (train/augment.py), averaged over
+    one-pixel shifts at inference (train/canvas_model.py)."""
+    image = keras.Input(INPUT_SHAPE, name="image")
+    core = keras.Model(image, classifier(canvas_augmentation(seed)(image), bn_momentum, seed),
+                       name="canvas_core")  # fmt: skip
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    return keras.Model(inputs, TestTimeAverage(core, name="probabilities")(inputs), name="canvas")
 
 
 # canvas: the reference blocks with canvas-like augmentation and test-time averaging.
