@@ -51,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="use only N training images (quick runs)",
     )
     p.add_argument(
+        "--continental-forms",
+        type=int,
+        default=defaults.continental_forms,
+        metavar="N",
+        help="add N drawn continental 1s and 7s to the training set",
+    )
+    p.add_argument(
         "--bn-momentum",
         type=float,
         default=None,

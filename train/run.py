@@ -35,6 +35,9 @@ class TrainConfig:
     # BN momentum; None: chosen from the number of steps (see bn_momentum_for).
     bn_momentum: float | None = None
     early_stopping_patience: int = 4
+    # Drawn continental 1s and 7s added to the training set (train/canvas_forms.py); 0 keeps the
+    # reference recipe. Opt-in until a full-length run shows its cost on MNIST (bench/ACCURACY.md).
+    continental_forms: int = 0
     model_base_path: Path = field(default_factory=lambda: settings.MODEL_BASE_PATH)
     version: int | None = None  # None: highest existing + 1
     verbose: int = 1  # Keras fit verbosity: 1 progress bar, 2 a line per epoch, 0 silent
@@ -88,7 +91,9 @@ def run(config: TrainConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same weights (CPU)
 
-    dataset = data.load(config.data)
+    dataset = data.with_continental_forms(
+        data.load(config.data), config.continental_forms, config.seed
+    )
     x_train, y_train, x_val, y_val = data.split_validation(
         dataset.x_train, dataset.y_train, config.val_fraction, config.seed, config.limit
     )
