@@ -53,6 +53,9 @@ def wait_until_serving(url: str, server: subprocess.Popen, seconds: float = 120)
 
 
 def main() -> None:
+    # Ctrl-C (and a plain `kill`) end the wait below, even where SIGINT was inherited as ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     for port, what in [(settings.REST_API_PORT, "server"), (settings.CLIENT_PORT, "client")]:
         if port_in_use(port):
             sys.exit(f"Port {port} (the {what}'s) is already in use: stop what uses it and retry.")
@@ -71,7 +74,8 @@ def main() -> None:
     )  # fmt: skip
     client = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(settings.ROOT / "client"),
-         "--server.port", str(settings.CLIENT_PORT), "--server.headless", "true",
+         "--server.port", str(settings.CLIENT_PORT), "--server.address", "localhost",
+         "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
         env={**os.environ, "TF_SERVING_URL": settings.DEFAULT_SERVING_URL},
     )  # fmt: skip
@@ -101,4 +105,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C while the first model trains: training says where it was
+        sys.exit("\nStopped.")
