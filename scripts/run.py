@@ -93,15 +93,30 @@ def main() -> None:
         sys.exit("The server or the client stopped (see above); stopping the other.")
     except KeyboardInterrupt:
         print("\nStopping.")
+        wait((client, server), 10)  # a Ctrl-C in the terminal reached them too
     finally:
-        for process in (client, server):
+        stop(client, server)
+
+
+def wait(processes: tuple[subprocess.Popen, ...], seconds: float) -> bool:
+    """Whether all of them have ended within the time."""
+    deadline = time.monotonic() + seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            return False
+    return True
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    """Ask (SIGTERM) the ones still running to stop, then insist."""
+    for ask in (subprocess.Popen.terminate, subprocess.Popen.kill):
+        for process in processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in (client, server):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                ask(process)
+        if wait(processes, 10):
+            return
 
 
 if __name__ == "__main__":

@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
+        # A second Ctrl-C (or the launcher's SIGTERM) while shutting down must not interrupt it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
         if server is not None:
             server.server_close()
