@@ -16,13 +16,19 @@ from train.data import IMAGE_SHAPE, NUM_CLASSES
 INPUT_SHAPE = (*IMAGE_SHAPE, 1)
 
 
+def seed_for(seed: int | None, layer: int) -> int | None:
+    # Keras 3 layers given the same integer seed draw identical random streams (equal dropout
+    # masks, rotation/translation/zoom moving in lockstep): each random layer gets its own.
+    return None if seed is None else seed * 100 + layer
+
+
 def augmentation(seed: int | None = None) -> keras.Sequential:
     """Random rotation (about +/-14 degrees), translation and zoom; active only while training."""
     return keras.Sequential(
         [
-            layers.RandomRotation(0.08, fill_mode="constant", seed=seed),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-            layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+            layers.RandomRotation(0.08, fill_mode="constant", seed=seed_for(seed, 1)),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed_for(seed, 2)),
+            layers.RandomZoom(0.1, fill_mode="constant", seed=seed_for(seed, 3)),
         ],
         name="augmentation",
     )
@@ -37,14 +43,15 @@ def conv_bn_relu(x, filters: int, bn_momentum: float):
 
 def classifier(x, bn_momentum: float, seed: int | None):
     """The reference's feature blocks and classifier: augmented images -> softmax."""
-    for filters, convs, dropout in ((32, 2, 0.20), (64, 2, 0.25), (128, 1, 0.30)):
+    blocks = ((32, 2, 0.20), (64, 2, 0.25), (128, 1, 0.30))
+    for block, (filters, convs, dropout) in enumerate(blocks):
         for _ in range(convs):
             x = conv_bn_relu(x, filters, bn_momentum)
         x = layers.MaxPooling2D(2)(x)
-        x = layers.Dropout(dropout, seed=seed)(x)
+        x = layers.Dropout(dropout, seed=seed_for(seed, 10 + block))(x)
     x = layers.Flatten()(x)
     x = layers.Dense(256, activation="relu")(x)
-    x = layers.Dropout(0.35, seed=seed)(x)
+    x = layers.Dropout(0.35, seed=seed_for(seed, 20))(x)
     return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
 
 
