@@ -12,14 +12,11 @@ import time
 import urllib.request
 
 import settings
+from export.versions import list_versions
 
 SERVING_DIR = settings.ROOT / "serving"
 # What docker compose mounts at /models: the config's base_path /models/mnist resolves inside it.
 MODELS_ROOT = settings.MODEL_BASE_PATH.parent
-
-
-def has_version(base_path) -> bool:
-    return base_path.is_dir() and any(p.name.isdigit() for p in base_path.iterdir())
 
 
 def port_in_use(port: int) -> bool:
@@ -59,7 +56,7 @@ def main() -> None:
     for port, what in [(settings.REST_API_PORT, "server"), (settings.CLIENT_PORT, "client")]:
         if port_in_use(port):
             sys.exit(f"Port {port} (the {what}'s) is already in use: stop what uses it and retry.")
-    if not has_version(settings.MODEL_BASE_PATH):
+    if not list_versions(settings.MODEL_BASE_PATH):
         train_first_model()
 
     # The same configuration files and flags as the TF Serving container (serving/Dockerfile).
