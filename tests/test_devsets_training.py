@@ -1,4 +1,5 @@
-"""What the training side adds for canvas drawings: continental forms, stroke-width augmentation,
+"""What the training side adds for canvas drawings: continental and low-resolution forms,
+stroke-width augmentation,
 and the `canvas` arch's test-time averaging."""
 
 import numpy as np
@@ -38,16 +39,41 @@ def test_continental_seven_has_a_crossbar_one_a_narrow_stem():
             assert np.median(runs[4 * h // 10 : 8 * h // 10]) <= 5
 
 
-def test_with_continental_forms_adds_to_training_only():
-    from train.data import Dataset, with_continental_forms
+def test_with_forms_adds_to_training_only():
+    from train.data import Dataset, with_forms
 
     x = np.zeros((5, 28, 28), np.uint8)
+    x[:, 6:22, 12:16] = 255  # five bars, labelled 0..4
     y = np.arange(5, dtype=np.int64)
     dataset = Dataset("tiny", x, y, x[:2], y[:2])
-    more = with_continental_forms(dataset, 4, seed=0)
-    assert more.x_train.shape == (9, 28, 28) and list(more.y_train[5:]) == [1, 7, 1, 7]
-    assert more.x_test is dataset.x_test and "continental" in more.name
-    assert with_continental_forms(dataset, 0, seed=0) is dataset
+    more = with_forms(dataset, continental=4, lowres=3, seed=0)
+    assert more.x_train.shape == (12, 28, 28) and list(more.y_train[5:9]) == [1, 7, 1, 7]
+    assert set(more.y_train[9:]) <= set(y)
+    assert more.x_test is dataset.x_test
+    assert "continental" in more.name and "lowres" in more.name
+    assert with_forms(dataset, 0, 0, seed=0) is dataset
+
+
+def test_lowres_forms_are_fat_blocky_mnist_style_and_deterministic():
+    from train.lowres_forms import lowres
+
+    x = np.zeros((6, 28, 28), np.uint8)  # six copies of a thin (2 px) 7
+    x[:, 4:6, 6:22] = 255
+    for r in range(6, 24):
+        x[:, r, 20 - (r - 6) // 2 : 22 - (r - 6) // 2] = 255
+    y = np.full(6, 7)
+    images, labels = lowres(x, y, 40, seed=1)
+    again, _ = lowres(x, y, 40, seed=1)
+    np.testing.assert_array_equal(images, again)
+    assert images.shape == (40, 28, 28) and images.dtype == np.uint8
+    assert list(labels) == [7] * 40
+    for image in images:
+        ys, xs = np.nonzero(image > 0)
+        assert np.ptp(ys) <= 21 and np.ptp(xs) <= 21 and image.max() == 255
+    # Seen through an 8x8 grid and fitted to 20 px, a 2 px stroke comes back fatter, by amounts
+    # that vary with the random cut level.
+    ink = (images > 127).sum(axis=(1, 2)) / (x[0] > 127).sum()
+    assert ink.min() > 1.1 and np.median(ink) > 1.3 and np.ptp(ink) > 0.4
 
 
 tf = pytest.importorskip("tensorflow")

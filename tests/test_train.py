@@ -53,12 +53,14 @@ def test_parse_args_maps_every_flag(tmp_path):
     config = parse_args(
         ["--data", "idx:/d", "--epochs", "3", "--batch-size", "64", "--seed", "7", "--limit",
          "900", "--model-base-path", str(tmp_path), "--version", "4", "--lr-schedule", "plateau",
-         "--patience", "2", "--bn-momentum", "0.9", "--val-fraction", "0.2"]
+         "--patience", "2", "--bn-momentum", "0.9", "--val-fraction", "0.2",
+         "--continental-forms", "60", "--lowres-forms", "90"]
     )  # fmt: skip
     assert (config.data, config.epochs, config.batch_size, config.seed) == ("idx:/d", 3, 64, 7)
     assert (config.limit, config.version, config.lr_schedule) == (900, 4, "plateau")
     assert (config.early_stopping_patience, config.bn_momentum) == (2, 0.9)
     assert config.val_fraction == 0.2 and config.model_base_path == tmp_path
+    assert (config.continental_forms, config.lowres_forms) == (60, 90)
     assert parse_args([]).arch == "reference"
 
 

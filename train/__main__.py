@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="add N drawn continental 1s and 7s to the training set",
     )
     p.add_argument(
+        "--lowres-forms",
+        type=int,
+        default=defaults.lowres_forms,
+        metavar="N",
+        help="add N training digits seen through an 8x8 grid (fat, blocky strokes)",
+    )
+    p.add_argument(
         "--bn-momentum",
         type=float,
         default=None,

@@ -65,6 +65,11 @@ def _render(strokes: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
         s[:, 0] -= shear * (s[:, 1] - 0.5)
         pts = np.round((s * scale + WORK / 2) * 16).astype(np.int32)
         cv2.polylines(canvas, [pts], False, 255, pen, cv2.LINE_AA, shift=4)
+    return mnist_normalise(canvas)
+
+
+def mnist_normalise(canvas: np.ndarray) -> np.ndarray:
+    """Ink of any size -> uint8 28x28 as MNIST was made: 20x20 box, centre of mass centred."""
     ys, xs = np.nonzero(canvas)
     digit = canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
     h, w = digit.shape

@@ -41,6 +41,8 @@ class TrainConfig:
     # Drawn continental 1s and 7s added to the training set (train/canvas_forms.py); 0 keeps the
     # reference recipe. Opt-in until a full-length run shows its cost on MNIST (bench/ACCURACY.md).
     continental_forms: int = 0
+    # Training digits seen through an 8x8 grid added to the training set (train/lowres_forms.py).
+    lowres_forms: int = 0
     model_base_path: Path = field(default_factory=lambda: settings.MODEL_BASE_PATH)
     version: int | None = None  # None: highest existing + 1
     verbose: int = 1  # Keras fit verbosity: 1 progress bar, 2 a line per epoch, 0 silent
@@ -94,8 +96,8 @@ def run(config: TrainConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same weights (CPU)
 
-    dataset = data.with_continental_forms(
-        data.load(config.data), config.continental_forms, config.seed
+    dataset = data.with_forms(
+        data.load(config.data), config.continental_forms, config.lowres_forms, config.seed
     )
     x_train, y_train, x_val, y_val = data.split_validation(
         dataset.x_train, dataset.y_train, config.val_fraction, config.seed, config.limit
