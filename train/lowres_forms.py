@@ -29,6 +29,9 @@ def _coarse(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     fitted = cv2.resize(ink, (min(wide, 32), 32), interpolation=cv2.INTER_AREA)
     left = (32 - fitted.shape[1]) // 2
     box[:, left : left + fitted.shape[1]] = fitted > 0.5  # the scanner's binary bitmap
+    pen = int(rng.integers(0, 4))  # many forms were filled in with a broad pen: 1 to 2 cells wide
+    if pen:
+        box = cv2.dilate(box, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pen + 1,) * 2))
     grid = cv2.resize(box, (8, 8), interpolation=cv2.INTER_AREA)
     return np.round(grid * 16) / 16  # 17 grey levels, as the 8x8 counts of 4x4 blocks
 
