@@ -76,6 +76,7 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
     labels = mnist.labels[:n]
     makers = {
         "sklearn_digits": lambda: devsets.sklearn_digits(seed),
+        "sklearn_digits_inked": lambda: devsets.sklearn_digits(seed, inked=True),
         "continental_1": lambda: devsets.continental_1(seed, n=min(n, 300)),
         "continental_7": lambda: devsets.continental_7(seed, n=min(n, 300)),
         **{

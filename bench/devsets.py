@@ -7,7 +7,7 @@ so a set is the same however much of it is read. Canvases are yielded one at a t
 thousand of them take 300 MB.
 
 - `sklearn_digits`: scikit-learn's 1,797 real handwritten digits (43 writers, 8x8), upscaled onto
-  the canvas at a random size and position.
+  the canvas at a random size and position; `sklearn_digits_inked`, the same cut into solid ink.
 - `continental_1`, `continental_7`: a 1 with a long flag and a foot, a 7 with a crossbar, drawn as
   jittered strokes with a round brush.
 - `redrawn_mnist`: MNIST digits' skeletons redrawn with a round brush in a given style: `thin`,
@@ -70,11 +70,16 @@ def _crop_ink(ink: np.ndarray) -> np.ndarray:
 # --- scikit-learn digits --------------------------------------------------------------------
 
 
-def sklearn_digits(seed: int = 0, limit: int | None = None) -> Iterator[Sample]:
+def sklearn_digits(
+    seed: int = 0, limit: int | None = None, inked: bool = False
+) -> Iterator[Sample]:
     """scikit-learn's `load_digits()`, upscaled to 90-230 px tall at a random canvas position.
 
-    Its 8x8 images count ink pixels of 4x4 blocks of a 32x32 bitmap (0..16); a smooth upscale and
-    a soft threshold turn them back into strokes with antialiased edges.
+    Its 8x8 images count ink pixels of 4x4 blocks of a 32x32 bitmap (0..16). Upscaled smoothly,
+    they keep those counts as grey levels: a stroke fades at its edges and a loop that is a gap of
+    one cell stays a darker dip. `inked=True` cuts the upscaled image at a level near half a cell
+    (after smoothing over half a cell) into solid strokes with antialiased edges, closer to the
+    canvas's look but harder: at 8x8 a closed cut fills the loop of many 4s and 9s.
     """
     from sklearn.datasets import load_digits
 
@@ -83,13 +88,12 @@ def sklearn_digits(seed: int = 0, limit: int | None = None) -> Iterator[Sample]:
     for i in range(n):
         rng = np.random.default_rng((seed, i))
         size = int(rng.integers(90, 231))
-        # Padded 8x8 -> canvas pixels, smoothed over half a cell so the 4x4 blocks become round
-        # strokes; a threshold near half a cell keeps about the original stroke width.
         cells = np.pad(digits.images[i].astype(np.float32) / 16.0, 1)
-        big = cv2.resize(cells, (size * 10 // 8,) * 2, interpolation=cv2.INTER_LINEAR)
-        big = cv2.GaussianBlur(big, (0, 0), size / 24)
-        threshold = rng.uniform(0.35, 0.5)
-        ink = np.clip((big - threshold) / 0.08, 0.0, 1.0)
+        ink = cv2.resize(cells, (size * 10 // 8,) * 2, interpolation=cv2.INTER_LINEAR)
+        if inked:
+            ink = cv2.GaussianBlur(ink, (0, 0), size / 24)
+            threshold = rng.uniform(0.35, 0.5)
+            ink = np.clip((ink - threshold) / 0.08, 0.0, 1.0)
         patch = _crop_ink((ink * 255).astype(np.uint8))
         yield to_rgba(_place(patch, rng)), int(digits.target[i])
 

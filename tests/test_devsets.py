@@ -40,6 +40,7 @@ def ink_box(canvas: np.ndarray) -> tuple[int, int, int, int]:
 
 def all_generators(images, labels, n):
     yield "sklearn_digits", devsets.sklearn_digits(limit=n)
+    yield "sklearn_digits_inked", devsets.sklearn_digits(limit=n, inked=True)
     yield "continental_1", devsets.continental_1(n=n)
     yield "continental_7", devsets.continental_7(n=n)
     for style in devsets.STYLES:
@@ -60,7 +61,7 @@ def test_every_set_is_canvas_shaped_and_deterministic(mnist_sample):
             # White ink where there is any, on a transparent background with visible ink.
             assert (canvas[..., :3][ink(canvas) > 0] == 255).all(), name
             assert (canvas[..., :3][ink(canvas) == 0] == 0).all(), name
-            assert (ink(canvas) == 255).sum() > 30, name
+            assert (ink(canvas) >= 200).sum() > 30, name
         # Different items differ (the randomness is per item, not one draw for the whole set).
         assert not np.array_equal(a[0][0], a[1][0]), name
 
