@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="127.0.0.1",
         help="address to listen on (ours: loopback unless asked, e.g. 0.0.0.0)",
     )
+    p.add_argument(
+        "--rest_api_num_threads",
+        type=int,
+        default=0,
+        help="threads for model calls without batching (0: 4 per CPU, as TF Serving)",
+    )
     p.add_argument("--model_name", default=settings.MODEL_NAME)
     p.add_argument("--model_base_path", type=Path, default=settings.MODEL_BASE_PATH)
     p.add_argument("--model_config_file", type=Path, help="text ModelServerConfig proto")
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from serving.config import read_batching_parameters, read_prometheus_path
     from serving.metrics import Metrics
-    from serving.rest import RestServer
+    from serving.rest import DEFAULT_NUM_THREADS, RestServer
     from serving.status import ServingError
     from serving.versions import Manager
 
@@ -153,12 +159,13 @@ def main(argv: list[str] | None = None) -> int:
             Metrics(),
             prometheus,
             args.rest_api_max_body_bytes,
+            args.rest_api_num_threads or DEFAULT_NUM_THREADS,
         )
         if args.model_config_file is not None and args.model_config_file_poll_wait_seconds > 0:
             threading.Thread(target=watch_config, args=(args, manager, stop), daemon=True).start()
         host, port = server.server_address[:2]
         log.info("Exporting HTTP/REST API at:%s:%d ...", host, port)
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     except KeyboardInterrupt:
         log.info("Stopping the server.")
     except OSError as e:

@@ -2,13 +2,14 @@
 
 Like TF Serving's BasicBatchScheduler: a request waits at most batch_timeout_micros for others to
 join, a batch holds at most max_batch_size rows, and each caller gets exactly its own rows back.
+A batch whose time is up still takes the requests that arrive until a thread is free to run it.
 """
 
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from serving.config import BatchingParameters
 from serving.status import ServingError, invalid
 
 Arrays = dict[str, np.ndarray]
+# Called on a batch thread with the task's outputs, or None and the error.
+Done = Callable[[Arrays | None, Exception | None], None]
 
 
 @dataclass
@@ -23,9 +26,7 @@ class _Task:
     inputs: Arrays
     rows: int
     enqueued: float
-    done: threading.Event = field(default_factory=threading.Event)
-    outputs: Arrays | None = None
-    error: Exception | None = None
+    done: Done
 
 
 class Batcher:
@@ -46,6 +47,22 @@ class Batcher:
             thread.start()
 
     def run(self, inputs: Arrays) -> Arrays:
+        """The outputs for these inputs, waiting for their batch (for callers on threads)."""
+        finished = threading.Event()
+        result: list = []
+
+        def done(outputs: Arrays | None, error: Exception | None) -> None:
+            result.extend((outputs, error))
+            finished.set()
+
+        self.submit(inputs, done)
+        finished.wait()
+        if result[1] is not None:
+            raise result[1]
+        return result[0]
+
+    def submit(self, inputs: Arrays, done: Done) -> None:
+        """Queues the inputs; done() gets their outputs. Refusals raise ServingError at once."""
         rows = _batch_rows(inputs)
         if rows > self._params.max_batch_size:
             # shared_batch_scheduler.cc
@@ -53,7 +70,7 @@ class Batcher:
                 f"Task size {rows} is larger than maximum input batch size "
                 f"{self._params.max_batch_size}"
             )
-        task = _Task(inputs, rows, time.monotonic())
+        task = _Task(inputs, rows, time.monotonic(), done)
         with self._cond:
             limit = self._params.max_enqueued_batches * self._params.max_batch_size
             if self._queued_rows + rows > limit:
@@ -64,10 +81,6 @@ class Batcher:
             self._queue.append(task)
             self._queued_rows += rows
             self._cond.notify()
-        task.done.wait()
-        if task.error is not None:
-            raise task.error
-        return task.outputs
 
     def stop(self) -> None:
         with self._cond:
@@ -77,17 +90,19 @@ class Batcher:
     def _next_batch(self) -> list[_Task] | None:
         timeout = self._params.batch_timeout_micros / 1e6
         with self._cond:
-            while not self._queue and not self._stopped:
-                self._cond.wait()
-            if self._stopped:
-                return None
-            deadline = self._queue[0].enqueued + timeout
-            # Wait for more rows until the batch is full or the oldest request's time is up.
-            while self._queued_rows < self._params.max_batch_size:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stopped:
-                    break
-                self._cond.wait(left)
+            # Wait until the batch is full or the oldest request's time is up. The queue's head
+            # is read anew after every wait: another worker may have taken the batch meanwhile.
+            while True:
+                if self._stopped:
+                    return None
+                if not self._queue:
+                    self._cond.wait()
+                    continue
+                left = self._queue[0].enqueued + timeout - time.monotonic()
+                if self._queued_rows < self._params.max_batch_size and left > 0:
+                    self._cond.wait(left)
+                    continue
+                break
             batch, rows = [], 0
             while self._queue and rows + self._queue[0].rows <= self._params.max_batch_size:
                 task = self._queue.popleft()
@@ -104,25 +119,26 @@ class Batcher:
             if batch is None:
                 return
             try:
-                self._run_batch(batch)
+                results = self._run_batch(batch)
             except Exception as e:  # every caller learns the batch failed; the worker lives on
                 for task in batch:
-                    task.error = e
-            for task in batch:
-                task.done.set()
+                    task.done(None, e)
+                continue
+            for task, outputs in zip(batch, results, strict=True):
+                task.done(outputs, None)
 
-    def _run_batch(self, batch: list[_Task]) -> None:
+    def _run_batch(self, batch: list[_Task]) -> list[Arrays]:
         if len(batch) == 1:
-            batch[0].outputs = self._run(batch[0].inputs)
-            return
+            return [self._run(batch[0].inputs)]
         names = batch[0].inputs.keys()
         merged = {n: np.concatenate([t.inputs[n] for t in batch]) for n in names}
         outputs = self._run(merged)
-        start = 0
+        results, start = [], 0
         for task in batch:
             stop = start + task.rows
-            task.outputs = {n: v[start:stop] for n, v in outputs.items()}
+            results.append({n: v[start:stop] for n, v in outputs.items()})
             start = stop
+        return results
 
 
 def _batch_rows(inputs: Arrays) -> int:

@@ -1,25 +1,33 @@
-"""The REST API: TF Serving's URLs, methods, status codes and JSON bodies over http.server.
+"""The REST API: TF Serving's URLs, methods, status codes and JSON bodies, on serving.http_server.
 
 Routing follows model_servers/http_server.cc (the dispatcher takes paths matching `(?i)/v1/.*`,
 the Prometheus path is an exact match, anything else gets libevent's 404 page) and
 http_rest_api_handler.cc / http_rest_api_util.cc (the URL patterns and the order of checks).
+
+The event loop thread parses requests and writes answers; model calls run on worker threads (or
+the batcher's), which hand the outputs back to the loop.
 """
 
 import json
 import logging
+import os
 import re
-import socket
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
 from serving import json_tensor
+from serving.batching import can_batch
+from serving.http_server import HttpServer, Request, Response
 from serving.metrics import Metrics
 from serving.status import HTTP_STATUS, ServingError, invalid
-from serving.versions import Manager
+from serving.versions import Manager, Servable, Signature
 
 log = logging.getLogger("serving")
 
@@ -43,15 +51,25 @@ NOT_FOUND_PAGE = (
 # (a 28x28 image is about 20 KB of JSON, a batch of 1,000 about 20 MB).
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 INT64_MAX = 2**63 - 1
+# TF Serving's --rest_api_num_threads default: 4 per CPU. Here: the threads that run model calls
+# without batching (TensorFlow releases the GIL inside them).
+DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
 
 
-class RestServer(ThreadingHTTPServer):
-    """The HTTP server: one thread per connection, keep-alive, the manager and metrics at hand."""
+@dataclass
+class ModelCall:
+    """A predict request checked and converted: the model call is left to a worker thread.
 
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 resets connections when many clients connect at once.
-    request_queue_size = socket.SOMAXCONN
+    The servable is acquired; whoever finishes the call releases it."""
+
+    servable: Servable
+    signature: Signature
+    arrays: dict[str, np.ndarray]
+    fmt: str
+
+
+class RestServer:
+    """The HTTP server with the manager and metrics at hand."""
 
     def __init__(
         self,
@@ -60,158 +78,105 @@ class RestServer(ThreadingHTTPServer):
         metrics: Metrics,
         prometheus_path: str | None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        num_threads: int = DEFAULT_NUM_THREADS,
     ):
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, Handler)
         self.manager = manager
         self.metrics = metrics
         self.prometheus_path = prometheus_path
-        self.max_body_bytes = max_body_bytes
+        self.http = HttpServer(address, self.handle, max_body_bytes, _error_response)
+        self.server_address = self.http.server_address
+        self.executor = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="model")
 
+    def serve_forever(self) -> None:
+        self.http.serve_forever()
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive
-    timeout = 60  # seconds a connection may sit idle or send a body slowly before it is closed
-    server_version = "TensorFlowServingLocal"
-    server: RestServer
+    def shutdown(self) -> None:
+        self.http.shutdown()
 
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def server_close(self) -> None:
+        self.http.server_close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def log_message(self, format: str, *args) -> None:
-        pass  # no access log on stderr, as TF Serving
-
-    def parse_request(self) -> bool:
-        """The request line and headers, read lean: http.server's email-based header parser
-        costs more than the JSON of a 28x28 image. Headers land in a dict, names lower-cased."""
-        self.command, self.request_version = None, "HTTP/0.9"
-        self.close_connection = True
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        words = self.requestline.split()
-        if len(words) != 3 or words[2] not in ("HTTP/1.0", "HTTP/1.1"):
-            self.send_error(400, f"Bad request version or syntax ({self.requestline!r})")
-            return False
-        self.command, self.path, self.request_version = words
-        self.headers = headers = {}
-        for _ in range(100):  # http.client's limit on the number of headers
-            line = self.rfile.readline(65537)
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = str(line, "iso-8859-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            self.send_error(431, "Too many headers")
-            return False
-        connection = headers.get("connection", "").lower()
-        if self.request_version == "HTTP/1.1":
-            self.close_connection = connection == "close"
-        else:
-            self.close_connection = connection != "keep-alive"
-        if (
-            headers.get("expect", "").lower() == "100-continue"
-            and self.request_version == "HTTP/1.1"
-        ):
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for it
-        return True
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-    def _handle(self) -> None:
-        path = self.path.split("?", 1)[0]
-        body = self._read_body()
-        if body is None:
-            return
-        if self.server.prometheus_path is not None and path == self.server.prometheus_path:
-            self._send(200, self.server.metrics.page().encode(), "text/plain")
+    def handle(self, request: Request, respond: Callable[[Response], None]) -> None:
+        """One request, on the loop thread: answered now, or by _model_done() after the model."""
+        path = request.target.split("?", 1)[0]
+        if self.prometheus_path is not None and path == self.prometheus_path:
+            respond(Response(200, self.metrics.page().encode(), "text/plain"))
             return
         if not DISPATCH_RE.fullmatch(path):
-            self._send(404, NOT_FOUND_PAGE, "text/html; charset=ISO-8859-1", close=True)
+            respond(Response(404, NOT_FOUND_PAGE, "text/html; charset=ISO-8859-1", close=True))
             return
         start = time.perf_counter()
-        try:
-            output = route(self.server.manager, self.command, path, body)
-            code = "OK"
-        except ServingError as e:
-            code, output = e.code, json_tensor.error_json(e.message)
-        except Exception:  # a bug of ours: logged here, never shown to the client
-            log.exception("Internal error serving %s %s", self.command, path)
-            code, output = "INTERNAL", json_tensor.error_json("Internal error")
-        self._send(HTTP_STATUS[code], output.encode(), "application/json")
         # Counted per model and status, as TF Serving counts predict/classify/regress requests.
-        match = PREDICTION_RE.fullmatch(path) if self.command == "POST" else None
-        if match:
-            api = match.group(4).lower()
-            self.server.metrics.record(
-                _decode(match.group(1)), api, code, time.perf_counter() - start
-            )
+        match = PREDICTION_RE.fullmatch(path) if request.method == "POST" else None
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering a body we refuse."""
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            try:
-                return self._read_chunked()
-            except ValueError:
-                message = json_tensor.error_json("Invalid chunked transfer encoding")
-                self._send(400, message.encode(), close=True)
-                return None
+        def finish(code: str, output: str) -> None:
+            respond(Response(HTTP_STATUS[code], output.encode()))
+            if match:
+                seconds = time.perf_counter() - start
+                self.metrics.record(_decode(match.group(1)), match.group(4).lower(), code, seconds)
+
         try:
-            length = int(self.headers.get("content-length") or 0)
-        except ValueError:
-            self._send(400, json_tensor.error_json("Invalid Content-Length").encode(), close=True)
-            return None
-        if length > self.server.max_body_bytes:
-            self._too_large(length)
-            return None
-        return self.rfile.read(length) if length > 0 else b""
+            result = route(self.manager, request.method, path, request.body)
+        except Exception as e:
+            finish(*_failure(e, request.method, path))
+            return
+        if isinstance(result, str):
+            finish("OK", result)
+            return
+        try:
+            signature = result.signature
+            if signature.batcher is not None and can_batch(result.arrays, signature.inputs):
+                signature.batcher.submit(result.arrays, self._on_loop(result, finish))
+            else:
+                self.executor.submit(_call, signature, result.arrays, self._on_loop(result, finish))
+        except Exception as e:  # refused by the batcher (queue full, batch too large)
+            self._model_done(result, finish, None, e)
 
-    def _read_chunked(self) -> bytes | None:
-        chunks, total = [], 0
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > self.server.max_body_bytes:
-                self._too_large(total)
-                return None
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
+    def _on_loop(self, call: ModelCall, finish: Callable) -> Callable:
+        """The done() a worker thread calls: it hands the outputs to the loop thread."""
 
-    def _too_large(self, size: int) -> None:
-        message = (
-            f"Request body of {size} bytes is larger than the limit of "
-            f"{self.server.max_body_bytes} bytes"
-        )
-        self._send(413, json_tensor.error_json(message).encode(), close=True)
+        def done(outputs: dict | None, error: Exception | None) -> None:
+            self.http.call_soon(self._model_done, call, finish, outputs, error)
 
-    def _send(
-        self, status: int, body: bytes, content_type: str = "application/json", close: bool = False
+        return done
+
+    def _model_done(
+        self, call: ModelCall, finish: Callable, outputs: dict | None, error: Exception | None
     ) -> None:
-        # One write for head and body: no Nagle/delayed-ACK stall between them.
-        reason = self.responses.get(status, ("",))[0]
-        head = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n"
-        )
-        if close:
-            head += "Connection: close\r\n"
-            self.close_connection = True
-        payload = head.encode() + b"\r\n" + (b"" if self.command == "HEAD" else body)
+        self.manager.release(call.servable)
         try:
-            self.wfile.write(payload)
-        except OSError:
-            self.close_connection = True  # the client went away; nothing to tell it
+            if error is not None:
+                raise error
+            finish("OK", json_tensor.make_json(outputs, call.fmt))
+        except Exception as e:
+            finish(*_failure(e, "POST", "predict"))
 
 
-def route(manager: Manager, method: str, path: str, body: bytes) -> str:
-    """HttpRestApiHandler::ProcessRequest(): the JSON body of the answer, or a ServingError."""
+def _call(signature: Signature, arrays: dict, done: Callable) -> None:
+    try:
+        outputs = signature.call(arrays)
+    except Exception as e:
+        done(None, e)
+        return
+    done(outputs, None)
+
+
+def _failure(error: Exception, method: str, path: str) -> tuple[str, str]:
+    """(code, JSON body) for a failed request; a bug of ours is logged, never shown."""
+    if isinstance(error, ServingError):
+        return error.code, json_tensor.error_json(error.message)
+    log.error("Internal error serving %s %s", method, path, exc_info=error)
+    return "INTERNAL", json_tensor.error_json("Internal error")
+
+
+def _error_response(status: int, message: str) -> Response:
+    return Response(status, json_tensor.error_json(message).encode(), close=True)
+
+
+def route(manager: Manager, method: str, path: str, body: bytes) -> str | ModelCall:
+    """HttpRestApiHandler::ProcessRequest(): the JSON body of the answer, a model call still to
+    make (predict), or a ServingError."""
     malformed = invalid(f"Malformed request: {method} {path}")
     if method == "POST":
         match = PREDICTION_RE.fullmatch(path)
@@ -261,21 +226,26 @@ def _check_version_and_label(version: int | None, label: str | None) -> None:
 
 def predict(
     manager: Manager, name: str, version: int | None, label: str | None, body: bytes
-) -> str:
-    doc = json_tensor.parse_json(body)
-    signature_name = json_tensor.signature_name(doc)
+) -> ModelCall:
+    numeric = json_tensor.numeric_body(body)  # the common request, read in one go
+    doc = None if numeric else json_tensor.parse_json(body)
+    signature_name = json_tensor.signature_name(doc) if doc else ""
     servable = manager.acquire(name, version, label)
     try:
         key = signature_name or "serving_default"
         signature = servable.signatures.get(key)
         if signature is None:
             raise invalid(f'Serving signature name: "{key}" not found in signature def')
-        may_have_bools = b"true" in body or b"false" in body
-        arrays, fmt = json_tensor.predict_inputs(doc, signature.inputs, may_have_bools)
-        outputs = signature.run(arrays)
-    finally:
+        converted = json_tensor.numeric_inputs(numeric, signature.inputs) if numeric else None
+        if converted is None:
+            doc = doc or json_tensor.parse_json(body)
+            may_have_bools = b"true" in body or b"false" in body
+            converted = json_tensor.predict_inputs(doc, signature.inputs, may_have_bools)
+    except BaseException:
         manager.release(servable)
-    return json_tensor.make_json(outputs, fmt)
+        raise
+    arrays, fmt = converted
+    return ModelCall(servable, signature, arrays, fmt)
 
 
 def classify_or_regress(

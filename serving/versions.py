@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.batching import Batcher, can_batch
+from serving.batching import Batcher
 from serving.config import BatchingParameters, ModelConfig
 from serving.json_tensor import TensorSpec
 from serving.status import ServingError, invalid, not_found
@@ -36,11 +36,6 @@ class Signature:
     proto: object  # the SignatureDef, for metadata and classify/regress messages
     function: Callable
     batcher: Batcher | None = None
-
-    def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.batcher is not None and can_batch(arrays, self.inputs):
-            return self.batcher.run(arrays)
-        return self.call(arrays)
 
     def call(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf

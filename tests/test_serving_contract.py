@@ -32,7 +32,7 @@ def server(tiny_model_base, tmp_path_factory):
     manager = Manager([config], poll_seconds=0.2, allow_labels_for_unavailable=True)
     manager.poll()
     rest = RestServer(("127.0.0.1", 0), manager, Metrics(), METRICS_PATH, MAX_BODY)
-    thread = threading.Thread(target=rest.serve_forever, kwargs={"poll_interval": 0.05})
+    thread = threading.Thread(target=rest.serve_forever)
     thread.start()
     yield f"http://127.0.0.1:{rest.server_address[1]}", base
     rest.shutdown()
@@ -368,3 +368,49 @@ def test_chunked_bodies_are_read_and_bad_chunks_refused(url, images):
             b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
         )
         assert raw_socket.recv(65536).startswith(b"HTTP/1.1 400 ")
+
+
+def read_response(sock: socket.socket, buffer: bytearray) -> tuple[bytes, bytes]:
+    """(head, body) of the next response on a raw socket."""
+    while b"\r\n\r\n" not in buffer:
+        buffer += sock.recv(65536)
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    buffer[:] = rest[length:]
+    return head, rest[:length]
+
+
+def test_pipelined_requests_are_answered_in_order(url, images):
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"instances": images[:1].tolist()}).encode()
+    predict = (
+        b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    status = b"GET /v1/models/mnist HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(predict + status + predict)
+        buffer = bytearray()
+        answers = [read_response(sock, buffer) for _ in range(3)]
+    assert [head.split(b"\r\n")[0] for head, _ in answers] == [b"HTTP/1.1 200 OK"] * 3
+    assert b"predictions" in answers[0][1] and answers[0][1] == answers[2][1]
+    assert json.loads(answers[1][1]) == AVAILABLE_1
+
+
+def test_expect_100_continue_and_a_slow_body_that_does_not_hold_up_others(url, images):
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"instances": images[:1].tolist()}).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body[:1000])
+        # Meanwhile another client is served.
+        assert requests.get(url + "/v1/models/mnist", timeout=30).json() == AVAILABLE_1
+        sock.sendall(body[1000:])
+        head, answer = read_response(sock, bytearray())
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"predictions" in answer
