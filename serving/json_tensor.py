@@ -1,15 +1,19 @@
 """TF Serving's JSON <-> tensor rules (tensorflow_serving/util/json_tensor.cc), messages included.
 
 Request bodies become numpy arrays keyed by signature input name; output arrays become the
-`predictions` (row) or `outputs` (columnar) JSON. Numeric requests take a fast path (numpy builds
-the array from the parsed lists in C); anything unusual walks the JSON the way json_tensor.cc does,
-so each error carries TF Serving's own message.
+`predictions` (row) or `outputs` (columnar) JSON. Numeric requests take fast paths: a body that
+is nothing but `{"instances" or "inputs": <rectangular array of numbers>}` is read straight into
+one float64 array (numeric_body), other numeric lists are built by numpy from the parsed lists in
+C; anything unusual walks the JSON the way json_tensor.cc does, so each error carries TF Serving's
+own message.
 """
 
 import base64
 import binascii
+import functools
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 
@@ -134,6 +138,87 @@ def _innermost_open_bracket(text: str, pos: int) -> str:
         elif ch in "]}" and stack:
             stack.pop()
     return stack[-1] if stack else "{"
+
+
+# ---------------------------------------------------------------- the numeric fast path
+
+_NUMERIC_HEAD = re.compile(rb'\s*\{\s*"(instances|inputs)"\s*:\s*\[')
+_NUMBER_BYTES = b"0123456789+-.eE"
+_WHITESPACE = b" \t\r\n"
+_BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
+
+
+@dataclass
+class NumericBody:
+    """A body that is just {key: <rectangular array of JSON numbers>}: the array as float64."""
+
+    key: str  # "instances" or "inputs"
+    values: np.ndarray
+
+
+def numeric_body(body: bytes) -> NumericBody | None:
+    """The body as a NumericBody, or None when it is anything else (parse_json decides then).
+
+    Exact: the bytes between the key and the closing brace may hold only numbers, whitespace,
+    brackets and commas; the brackets and commas must be those of a rectangular array; and
+    orjson must read every number of it as JSON. So a body read here is valid JSON with no other
+    key, and its array is the one np.array() would build from the parsed lists.
+    """
+    if orjson is None:
+        return None
+    head = _NUMERIC_HEAD.match(body)
+    if head is None:
+        return None
+    rest = body[head.end() - 1 :].rstrip()
+    if rest[-1:] != b"}":
+        return None
+    text = rest[:-1].rstrip()
+    if text.translate(None, _NUMBER_BYTES + _WHITESPACE + b"[],"):
+        return None  # strings, literals (true, NaN...), objects: the general path
+    skeleton = text.translate(None, _NUMBER_BYTES + _WHITESPACE)
+    try:
+        flat = orjson.loads(b"[" + text.translate(_BRACKETS_TO_SPACES) + b"]")
+    except orjson.JSONDecodeError:
+        return None  # not JSON numbers, an empty list, or an integer beyond 64 bits
+    shape = _skeleton_shape(skeleton)
+    if not flat or math.prod(shape) != len(flat) or _skeleton(shape) != skeleton:
+        return None  # ragged, or empty lists
+    values = np.array(flat, dtype=np.float64).reshape(shape)
+    return NumericBody(head.group(1).decode(), values)
+
+
+def _skeleton_shape(skeleton: bytes) -> tuple[int, ...]:
+    """The shape a rectangular array with these brackets and commas would have."""
+    rank = len(skeleton) - len(skeleton.lstrip(b"["))
+    shape = []
+    for level in range(rank):
+        # The first list at this level ends at the first run of (rank - level) closing brackets;
+        # its elements are separated by commas that follow (rank - level - 1) of them.
+        first = skeleton[: skeleton.find(b"]" * (rank - level)) + 1]
+        shape.append(first.count(b"]" * (rank - level - 1) + b",") + 1)
+    return tuple(shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _skeleton(shape: tuple[int, ...]) -> bytes:
+    """The brackets and commas of a rectangular array of this shape, numbers left out."""
+    if not shape:
+        return b""
+    return b"[" + b",".join([_skeleton(shape[1:])] * shape[0]) + b"]"
+
+
+def numeric_inputs(
+    body: NumericBody, inputs: dict[str, TensorSpec]
+) -> tuple[dict[str, np.ndarray], str] | None:
+    """predict_inputs() for a NumericBody, or None where the general path must decide (and
+    explain): several inputs, a tensor that is not float32/float64, or a value a float might not
+    hold exactly."""
+    if len(inputs) != 1:
+        return None
+    name, spec = next(iter(inputs.items()))
+    if spec.dtype not in (np.float32, np.float64) or np.abs(body.values).max() > _FLOAT_MAX_INT:
+        return None
+    return {name: body.values.astype(spec.dtype)}, ROW if body.key == "instances" else COLUMNAR
 
 
 def signature_name(doc: dict) -> str:

@@ -128,6 +128,64 @@ def test_binary_values_come_in_and_go_out_as_b64():
     assert '{"b64": "aGVsbG8="}' in body and '{"b64": "AP8="}' in body
 
 
+FLOATS = {"x": TensorSpec(np.dtype(np.float32), None)}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [[1, 2], [3, 4]]}',
+        b' {\n "inputs" :[1.5, -2e3, 0, -0, 1E5, 2e-3] } ',
+        b'{"instances": [[[1], [2]], [[3], [4]]]}',
+        b'{"instances": [[[0.25, 0.5]], [[0.75, 1.0]]]}',
+    ],
+)
+def test_plain_numeric_bodies_take_the_fast_path_to_the_same_arrays(body):
+    fast = json_tensor.numeric_inputs(json_tensor.numeric_body(body), FLOATS)
+    general = json_tensor.predict_inputs(json_tensor.parse_json(body), FLOATS)
+    assert fast[1] == general[1]
+    assert fast[0]["x"].dtype == general[0]["x"].dtype == np.float32
+    np.testing.assert_array_equal(fast[0]["x"], general[0]["x"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [[1, 2], [3]]}',  # ragged
+        b'{"instances": [[1, 2], []]}',
+        b'{"instances": [[1, 2], 3]}',
+        b'{"instances": [[1, 2]], [[3, 4]]}',
+        b'{"instances": []}',
+        b'{"instances": [[]]}',
+        b'{"instances": [1,, 2]}',  # not JSON
+        b'{"instances": [1 2]}',
+        b'{"instances": [.5]}',
+        b'{"instances": [+1]}',
+        b'{"instances": [01]}',
+        b'{"instances": [1]} x',
+        b'{"instances": [1]}}',
+        b'{"instances": [1]',
+        b'{"instances": [true]}',  # a bool where a number is expected
+        b'{"instances": [NaN]}',  # literals the json module reads
+        b'{"instances": [16777217]}',  # more than a float32 holds exactly
+        b'{"instances": [1e400]}',
+        b'{"instances": [99999999999999999999999]}',
+        b'{"instances": [1], "signature_name": "serving_default"}',
+        b'{"instances": [{"x": 1}]}',
+    ],
+)
+def test_anything_else_is_left_to_the_general_path(body):
+    numeric = json_tensor.numeric_body(body)
+    assert numeric is None or json_tensor.numeric_inputs(numeric, FLOATS) is None
+
+
+def test_the_fast_path_leaves_other_tensor_types_and_several_inputs_alone():
+    numeric = json_tensor.numeric_body(b'{"instances": [1, 2]}')
+    assert numeric is not None
+    assert json_tensor.numeric_inputs(numeric, {"x": TensorSpec(np.dtype(np.int64), None)}) is None
+    assert json_tensor.numeric_inputs(numeric, {**FLOATS, "y": FLOATS["x"]}) is None
+
+
 # ------------------------------------------------------------------ response writing
 
 
@@ -228,6 +286,34 @@ def test_batcher_merges_concurrent_requests_and_returns_each_its_rows():
     assert len(batch_sizes) < 24  # some requests shared a model call
     code, message = error(batcher.run, {"x": np.zeros((9, 2), np.float32)})
     assert message == "Task size 9 is larger than maximum input batch size 8"
+
+
+def test_batcher_submit_answers_through_the_callback_and_reports_model_errors():
+    def model(inputs):
+        if (inputs["x"] < 0).any():
+            raise ValueError("negative")
+        return {"y": inputs["x"] + 1}
+
+    params = BatchingParameters(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=2)
+    batcher = Batcher(model, params, "t")
+
+    def submit(x):
+        answer, finished = [], threading.Event()
+
+        def done(outputs, err):
+            answer.extend((outputs, err))
+            finished.set()
+
+        batcher.submit({"x": x}, done)
+        assert finished.wait(10)
+        return answer
+
+    outputs, err = submit(np.ones((2, 1), np.float32))
+    assert err is None
+    np.testing.assert_array_equal(outputs["y"], np.full((2, 1), 2, np.float32))
+    outputs, err = submit(-np.ones((1, 1), np.float32))
+    assert outputs is None and str(err) == "negative"
+    batcher.stop()
 
 
 def test_metrics_page_has_tf_serving_names():
