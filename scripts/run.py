@@ -4,6 +4,7 @@ Both run until Ctrl-C, which stops them cleanly. Ports, model name and paths com
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,21 @@ from export.versions import list_versions
 SERVING_DIR = settings.ROOT / "serving"
 # What docker compose mounts at /models: the config's base_path /models/mnist resolves inside it.
 MODELS_ROOT = settings.MODEL_BASE_PATH.parent
+
+
+def container_flags() -> list[str]:
+    """The TF Serving container's flags (serving/Dockerfile), its config paths made local.
+
+    The ports are left out: the container takes them from .env, and so does settings.
+    """
+    dockerfile = (SERVING_DIR / "Dockerfile").read_text()
+    entrypoint = dockerfile[dockerfile.index("\nENTRYPOINT") :]  # not the comments above it
+    flags = re.findall(r"--(\w+)=([^\s\\]+)", entrypoint)
+    return [
+        f"--{name}={value.replace('/etc/tfserving', str(SERVING_DIR))}"
+        for name, value in flags
+        if name not in ("port", "rest_api_port")
+    ]
 
 
 def port_in_use(port: int) -> bool:
@@ -59,15 +75,10 @@ def main() -> None:
     if not list_versions(settings.MODEL_BASE_PATH):
         train_first_model()
 
-    # The same configuration files and flags as the TF Serving container (serving/Dockerfile).
+    # The same configuration files and flags as the TF Serving container.
     server = subprocess.Popen(
         [sys.executable, "-m", "serving", "--models_root", str(MODELS_ROOT),
-         "--rest_api_port", str(settings.REST_API_PORT),
-         "--model_config_file", str(SERVING_DIR / "models.config"),
-         "--model_config_file_poll_wait_seconds", "30", "--file_system_poll_wait_seconds", "5",
-         "--allow_version_labels_for_unavailable_models",
-         "--monitoring_config_file", str(SERVING_DIR / "monitoring.config"),
-         "--enable_batching", "--batching_parameters_file", str(SERVING_DIR / "batching.config")]
+         "--rest_api_port", str(settings.REST_API_PORT), *container_flags()]
     )  # fmt: skip
     client = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(settings.ROOT / "client"),

@@ -339,6 +339,28 @@ def test_model_server_flags(tmp_path):
         assert flags[flag] == f"{CONFIG_DIR}/{name}"
 
 
+def test_make_run_gives_the_local_server_the_containers_flags(tmp_path):
+    """`make run` reads the flags from the Dockerfile: the local server runs as the container."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from run import container_flags
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    from serving.__main__ import parse_args
+
+    container = flag_values(model_server_argv(tmp_path))
+    local = flag_values(container_flags())
+    assert set(local) == set(container) - {"port", "rest_api_port"}
+    for flag, value in local.items():
+        assert value == container[flag].replace(CONFIG_DIR, str(SERVING)), flag
+    args = parse_args(container_flags())
+    assert args.enable_batching and args.allow_version_labels_for_unavailable_models
+    assert args.model_config_file == SERVING / "models.config"
+    assert args.model_config_file_poll_wait_seconds == float(
+        container["model_config_file_poll_wait_seconds"]
+    )
+
+
 def test_model_server_takes_extra_flags_from_docker_run(tmp_path):
     argv = model_server_argv(tmp_path, extra=["--rest_api_timeout_in_ms=5000"])
     assert argv[-1] == "--rest_api_timeout_in_ms=5000"
