@@ -9,14 +9,16 @@ whether a label exists. Metadata does resolve it: `GET /v1/models/<m>/labels/<l>
 answers with `model_spec.version`, the version the label points to, or 400 "Unrecognized
 servable version label". The client probes the labels this product uses (`LABELS`) that way.
 
-Which version answered: a REST predict answer does not name its version. After each answer the
-client asks the same path's metadata, whose `model_spec.version` is the version that path
-resolves to (the newest loaded one for "latest"). A version swap between the two requests could
-make that stale; `Prediction.version_source` says how the number was found.
+Which version answered: a REST predict answer does not name its version. Along with each predict
+the client asks the same path's metadata (at the same time, so the answer waits for one round
+trip, not two), whose `model_spec.version` is the version that path resolves to (the newest
+loaded one for "latest"). A version swap between the two requests could make that stale;
+`Prediction.version_source` says how the number was found.
 """
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -128,15 +130,22 @@ def predict(
     images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
     # Four decimals: the request stays small and the model cannot tell the difference.
     body = {"signature_name": "serving_default", "instances": np.round(images, 4).tolist()}
-    answer = _request("POST", model_path(url, model, target) + ":predict", url, timeout, body)
-    probabilities = _read_probabilities(answer, len(images), url)
-
+    path = model_path(url, model, target) + ":predict"
     if target.isdigit():
+        probabilities = _read_probabilities(
+            _request("POST", path, url, timeout, body), len(images), url
+        )
         return Prediction(probabilities, int(target), "asked for by number")
-    try:
-        version = resolve_version(url, model, target)
-    except ServingError:
-        return Prediction(probabilities, None, "the server did not say")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(resolve_version, url, model, target)
+        probabilities = _read_probabilities(
+            _request("POST", path, url, timeout, body), len(images), url
+        )
+        try:
+            version = asked.result()
+        except ServingError:
+            return Prediction(probabilities, None, "the server did not say")
     if target == LATEST:
         return Prediction(probabilities, version, "the newest loaded version, per its metadata")
     return Prediction(probabilities, version, f"label {target} points to it, per its metadata")
