@@ -5,11 +5,10 @@
 Talks REST to TF_SERVING_URL (default: the local server) and never imports TensorFlow.
 """
 
+import html
 import io
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 from PIL import Image, ImageOps, UnidentifiedImageError
 from streamlit_drawable_canvas import st_canvas
@@ -28,6 +27,23 @@ STATE_WORDS = {
     "UNLOADING": " (unloading)",
     "END": " (unloaded)",
 }
+# An answer is one HTML element: it shows at once (Vega-Lite charts took 30-100 ms to build in
+# the script and as long again to draw, on every stroke), and it replaces the previous answer in
+# place. Colours are translucent or inherited, so the light and the dark theme both read well.
+ANSWER_STYLE = """<style>
+.answer h2 { font-size: 2.25rem; font-weight: 700; padding: 0.5rem 0 1rem; margin: 0; }
+.answer h3 { padding: 0 0 0.5rem; margin: 0; }
+.answer p { margin: 0 0 1rem; }
+.answer .not-sure { padding: 1rem; border-radius: 0.5rem; background: rgba(255, 189, 69, 0.2); }
+.answer .small { font-size: 0.875rem; opacity: 0.6; margin-bottom: 0.5rem; }
+.answer .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr));
+                  gap: 0.5rem 2rem; }
+.top3 { display: grid; grid-template-columns: 1.2rem 1fr 2.5rem; gap: 0.4rem 0.5rem;
+        align-items: center; font-variant-numeric: tabular-nums; }
+.top3 .track { height: 1.2rem; border-radius: 0.2rem; background: rgba(128, 128, 128, 0.15); }
+.top3 .bar { height: 100%; border-radius: 0.2rem; background: #0068c9; }
+.top3 .value { font-size: 0.875rem; text-align: right; }
+</style>"""
 
 
 def version_options(url: str, model: str) -> tuple[dict[str, str], str, str | None]:
@@ -114,65 +130,72 @@ def model_view(digits: list[np.ndarray]) -> np.ndarray:
     return np.kron(strip, np.ones((ZOOM, ZOOM), np.float32))
 
 
-def top3_chart(probabilities: np.ndarray) -> alt.LayerChart:
-    top = results.top_k(probabilities, 3)
-    data = pd.DataFrame({"digit": [str(d) for d, _ in top], "probability": [p for _, p in top]})
-    bars = (
-        alt.Chart(data, height=alt.Step(26))
-        .mark_bar()
-        .encode(
-            x=alt.X(
-                "probability:Q",
-                scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%", title=None),
-            ),
-            y=alt.Y("digit:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14)),
-            tooltip=["digit", alt.Tooltip("probability:Q", format=".1%")],
-        )
+def top3_chart(probabilities: np.ndarray) -> str:
+    """The three likeliest digits as horizontal bars, likeliest first, each with its probability."""
+    rows = "".join(
+        f'<b>{digit}</b><div class="track" title="{digit}: {p:.1%}">'
+        f'<div class="bar" style="width: {p:.1%}"></div></div><span class="value">{p:.0%}</span>'
+        for digit, p in results.top_k(probabilities, 3)
     )
-    labels = bars.mark_text(align="left", dx=4).encode(text=alt.Text("probability:Q", format=".0%"))
-    return bars + labels
+    return f'<div class="top3">{rows}</div>'
+
+
+def answer_html(answer: api.Prediction, title: str | None) -> str:
+    """The number, whether the model is sure, which version answered, and the top-3 per digit."""
+    number, confidences = results.read_number(answer.probabilities)
+    parts = [ANSWER_STYLE, '<div class="answer">']
+    if title:
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+    parts.append(f"<h2>Prediction: {number}</h2>")
+    if not results.is_sure(confidences):
+        parts.append(
+            f'<p class="not-sure">Not sure: the model gives it {min(confidences):.0%}, under '
+            f"{results.NOT_SURE_BELOW:.0%}. Try drawing it larger, or more like a printed "
+            "digit.</p>"
+        )
+    if len(confidences) > 1:
+        each = " · ".join(f"<b>{d}</b> ({p:.0%})" for d, p in zip(number, confidences, strict=True))
+        parts.append(f"<p>Digit by digit: {each}</p>")
+    if answer.version is not None:
+        source = html.escape(answer.version_source)
+        parts.append(f'<p class="small">Answered by version {answer.version} ({source}).</p>')
+    else:
+        parts.append('<p class="small">The server did not say which version answered.</p>')
+    parts.append(f'<p class="small">Top 3{" for each digit" if len(confidences) > 1 else ""}</p>')
+    charts = "".join(top3_chart(row) for row in answer.probabilities)
+    parts.append(f'<div class="charts">{charts}</div></div>')
+    return "".join(parts)
 
 
 def show_prediction(digits: list[np.ndarray], server: dict, target: str, key: str) -> None:
-    """Asks `target` about the digits and shows the number, its confidence and the top-3."""
+    """Asks `target` about the digits and shows its answer. Writes two elements whatever happens
+    (the answer or an error, then Retry or nothing), so that each run replaces the last one's in
+    place. Leftovers are not left to Streamlit's cleanup of stale elements: when the version
+    watcher's run follows at once, it can skip it (seen here: an old "Prediction" stayed after a
+    reset, about once in 40; streamlit/streamlit#16708 is the same race)."""
+    if not digits:
+        st.empty()
+        st.empty()
+        return
     try:
         answer = api.predict(server["url"], server["model"], np.stack(digits), target)
     except api.ServingError as e:
         st.error(e.message)
         if e.kind in ("unreachable", "timeout"):
             st.button("Retry", key=f"retry-{key}", on_click=cached_version_options.clear)
+        else:
+            st.empty()
         return
-
-    number, confidences = results.read_number(answer.probabilities)
-    st.markdown(f"## Prediction: {number}")
-    if not results.is_sure(confidences):
-        st.warning(
-            f"Not sure: the model gives it {min(confidences):.0%}, under "
-            f"{results.NOT_SURE_BELOW:.0%}. Try drawing it larger, or more like a printed digit."
-        )
-    if len(digits) > 1:
-        each = "  ·  ".join(f"**{d}** ({p:.0%})" for d, p in zip(number, confidences, strict=True))
-        st.write(f"Digit by digit: {each}")
-    if answer.version is not None:
-        st.caption(f"Answered by version {answer.version} ({answer.version_source}).")
-    else:
-        st.caption("The server did not say which version answered.")
-
-    st.caption("Top 3" + (" for each digit" if len(digits) > 1 else ""))
-    charts = st.columns(min(len(digits), 4)) if len(digits) > 1 else [st.container()]
-    for i, row in enumerate(answer.probabilities):
-        with charts[i % len(charts)]:
-            st.altair_chart(top3_chart(row), width="stretch")
+    title = None if server["other"] is None else f"version {target}" if target.isdigit() else target
+    st.html(answer_html(answer, title))
+    st.empty()
 
 
 def show_results(digits: list[np.ndarray], server: dict, key: str) -> None:
-    if server["other"] is None:
-        show_prediction(digits, server, server["target"], key)
-        return
-    for column, target in zip(st.columns(2), (server["target"], server["other"]), strict=True):
+    """The answer of the version asked, or of both side by side in compare mode."""
+    targets = [server["target"]] if server["other"] is None else [server["target"], server["other"]]
+    for column, target in zip(st.columns(len(targets)), targets, strict=True):
         with column:
-            st.subheader(target if not target.isdigit() else f"version {target}")
             show_prediction(digits, server, target, f"{key}-{target}")
 
 
@@ -188,7 +211,9 @@ def read_upload(data: bytes) -> np.ndarray | None:
         return None
 
 
+@st.fragment
 def draw_tab(server: dict) -> None:
+    """A stroke reruns only this fragment (the canvas and its answer), not the whole page."""
     canvas_column, view_column = st.columns([3, 2])
     with canvas_column:
         canvas = st_canvas(
@@ -203,12 +228,14 @@ def draw_tab(server: dict) -> None:
         )
     image = canvas.image_data
     digits = preprocess.split_digits(image) if image is not None else []
-    if not digits:
-        view_column.info("Draw a digit in the black box.")
-        return
-    view = view_column.empty()  # filled after the answer, which is what a person waits for
     show_results(digits, server, "draw")
-    view.image(model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True)
+    # After the answer, which is what a person waits for; the column keeps it in its place.
+    if digits:
+        view_column.image(
+            model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True
+        )
+    else:
+        view_column.info("Draw a digit in the black box.")
 
 
 def upload_tab(server: dict) -> None:

@@ -145,6 +145,17 @@ def test_drawn_digit_is_recognised(page, digit):
     shown(page.get_by_text("What the model sees"))
 
 
+def test_reset_clears_the_answer(page):
+    # Each stroke reruns only the drawing's fragment; the answer must still go with the drawing.
+    for digit in ["7", "1"]:
+        draw(page, digit)
+        shown(prediction(page, digit))
+        page.get_by_role("button", name="Reset canvas & history").click()
+        shown(page.get_by_text("Draw a digit in the black box."))
+        page.get_by_text(re.compile(r"^Prediction:")).wait_for(state="detached", timeout=10_000)
+        assert page.get_by_text("What the model sees").count() == 0
+
+
 def test_drawn_number_is_recognised(page, tmp_path):
     draw(page, "1", left=0.02, width=0.4)
     draw(page, "7", left=0.5, width=0.45)
