@@ -9,10 +9,13 @@ Chromium draws a digit (1, 7, 0 in turn) with mouse strokes, and times it in the
 performance.now() at the mouseup event, and again when a MutationObserver sees the prediction's
 heading. The canvas is reset between drawings. Prints every time and the median; target 300 ms.
 
-Of that, 200 ms are fixed: streamlit-drawable-canvas 0.13 sends a finished stroke to Streamlit
-through a 200 ms debounce (`Bc = 200` in its frontend bundle), so that quick successive strokes
-make one rerun. The rest is the script rerun (status is cached; preprocessing, predict and the
-version lookup took about 40 ms in all here, on a busy machine) and the browser drawing the answer.
+Each time is split in three, from marks taken in the page: `canvas`, mouse-up to the canvas's
+message to Streamlit; `script`, from there to Streamlit's last message before the answer shows
+(the fragment rerun: preprocessing, predict, the version lookup, and the socket both ways);
+`page`, the browser drawing it. `canvas` is 200 ms and fixed: streamlit-drawable-canvas 0.13
+sends a finished stroke through a 200 ms debounce (`Bc = 200` in its frontend bundle), so that
+quick successive strokes make one rerun, and its Python API has no way to send sooner in
+freedraw mode (`update_streamlit=False` only stops sending until its toolbar's send button).
 """
 
 import argparse
@@ -49,12 +52,28 @@ STROKES = {  # one stroke each, in a unit box
 }
 HEADING_SHOWN = """[...document.querySelectorAll('h2')].some(
       h => h.textContent.startsWith('Prediction:'))"""
-# Runs in the page before its own scripts: marks the mouseup and the first prediction heading.
+# Runs in the page before its own scripts: marks the mouseup, the canvas's message to Streamlit
+# (the first WebSocket send after it), the last message from Streamlit before the answer shows,
+# and the first prediction heading.
 TIMING_SCRIPT = """
-window.__bench = {up: 0, shown: 0};
+window.__bench = {up: 0, sent: 0, received: 0, shown: 0};
 document.addEventListener('mouseup', () => {
-  window.__bench = {up: performance.now(), shown: 0};
+  window.__bench = {up: performance.now(), sent: 0, received: 0, shown: 0};
 }, true);
+window.WebSocket = class extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', () => {  // before the page's own handlers
+      const b = window.__bench;
+      if (b.sent && !b.shown) b.received = performance.now();
+    });
+  }
+  send(data) {
+    const b = window.__bench;
+    if (b.up && !b.sent) b.sent = performance.now();
+    return super.send(data);
+  }
+};
 new MutationObserver(() => {
   const b = window.__bench;
   if (b.up && !b.shown && HEADING_SHOWN) b.shown = performance.now();
@@ -87,6 +106,18 @@ def start(args: list[str], log: Path, env: dict | None = None) -> subprocess.Pop
         return subprocess.Popen(args, cwd=settings.ROOT, stdout=out, stderr=out, env=env)
 
 
+def phases(marks: dict) -> dict[str, float]:
+    """Where the time went: until the canvas sent (its debounce), until Streamlit's last
+    message before the answer showed (the script rerun and the socket), then the page drawing."""
+    if not (marks["sent"] and marks["received"]):
+        return {}
+    return {
+        "canvas": marks["sent"] - marks["up"],
+        "script": marks["received"] - marks["sent"],
+        "page": marks["shown"] - marks["received"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_base_path", type=Path, default=settings.MODEL_BASE_PATH)
@@ -94,6 +125,7 @@ def main() -> None:
     parser.add_argument("--drawings", type=int, default=20)
     args = parser.parse_args()
 
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     logs = Path(tempfile.mkdtemp(prefix="client_bench-"))
@@ -140,11 +172,16 @@ def main() -> None:
             canvas = page.locator("canvas.upper-canvas")
             canvas.wait_for(timeout=60_000)
             times = []
+            splits = {}
             digits = list(STROKES)
             for i in range(args.drawings + 1):  # the first is a warm-up, not counted
                 page.get_by_role("button", name="Reset canvas & history").click()
                 page.get_by_text("Draw a digit in the black box.").wait_for(timeout=30_000)
-                page.wait_for_function(f"!({HEADING_SHOWN})", timeout=30_000)
+                try:
+                    page.wait_for_function(f"!({HEADING_SHOWN})", timeout=30_000)
+                except PlaywrightTimeout:
+                    text = page.locator("body").inner_text()
+                    sys.exit(f"an answer stayed after the reset; the page says:\n{text}")
                 box = canvas.bounding_box()
                 points = [
                     (
@@ -163,8 +200,12 @@ def main() -> None:
                 shown = page.locator("h2", has_text="Prediction:").first.inner_text()
                 if i > 0:
                     times.append(marks["shown"] - marks["up"])
+                    parts = phases(marks)
+                    for name, value in parts.items():
+                        splits.setdefault(name, []).append(value)
                     print(
                         f"{i:2d}  drew {digits[i % len(digits)]}  {shown:<16} {times[-1]:6.0f} ms"
+                        + "".join(f"   {n} {v:4.0f}" for n, v in parts.items())
                     )
             browser.close()
     finally:
@@ -178,6 +219,8 @@ def main() -> None:
         f"\nmouse-up to prediction shown, {len(times)} drawings: median {median:.0f} ms, "
         f"min {min(times):.0f}, max {max(times):.0f} ({verdict} the {TARGET_MS} ms target)"
     )
+    if splits:
+        print("medians: " + ", ".join(f"{n} {statistics.median(v):.0f}" for n, v in splits.items()))
 
 
 if __name__ == "__main__":
