@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 # http.server's limits: a request line or header line of at most 64 KiB, at most 100 headers;
 # ours: at most 1 MiB of head in all.
@@ -24,24 +25,8 @@ RECV_SIZE = 65536
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 # libevent's evhttp_send_error() pages, which TF Serving's HTTP server sends (404, bad requests).
 ERROR_PAGE = "<HTML><HEAD>\n<TITLE>{0}</TITLE>\n</HEAD><BODY>\n<H1>{1}</H1>\n</BODY></HTML>\n"
-REASONS = {
-    100: "Continue",
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    409: "Conflict",
-    413: "Payload Too Large",
-    414: "URI Too Long",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    499: "Client Closed Request",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
+# Reason phrases as http.server sends them; 499 is TF Serving's CANCELLED (nginx's phrase).
+REASONS = {status.value: status.phrase for status in HTTPStatus} | {499: "Client Closed Request"}
 
 
 @dataclass

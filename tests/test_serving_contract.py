@@ -414,3 +414,23 @@ def test_expect_100_continue_and_a_slow_body_that_does_not_hold_up_others(url, i
         sock.sendall(body[1000:])
         head, answer = read_response(sock, bytearray())
     assert head.startswith(b"HTTP/1.1 200 OK") and b"predictions" in answer
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"NONSENSE\r\n\r\n", b"400"),
+        (b"GET /v1/models/mnist HTTP/2.0\r\n\r\n", b"400"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"414"),
+        (b"GET /v1/models/mnist HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", b"431"),
+    ],
+)
+def test_malformed_http_gets_an_error_page_and_the_connection_closes(url, request_bytes, status):
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):  # read until the server closes
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 " + status + b" ")
+    assert b"Connection: close" in answer
