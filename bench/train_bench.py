@@ -1,6 +1,7 @@
 """Benchmark: train the reference CNN on ../shared/mnist and print accuracy and timings.
 
     nice -n 10 python bench/train_bench.py                          # `python -m train`'s recipe
+    nice -n 10 python bench/train_bench.py --continental-forms 0 --lowres-forms 0  # MNIST only
     nice -n 10 python bench/train_bench.py --lr-schedule plateau    # LR halved on plateau
     nice -n 10 python bench/train_bench.py --plain-keras --epochs 2  # the reference's own loop
 
@@ -60,17 +61,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=f"idx:{SHARED_MNIST}")
     p.add_argument("--arch", default="reference")
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=None, help="default: as `python -m train`")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "plateau"))
     p.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--continental-forms", type=int, default=TrainConfig.continental_forms)
+    p.add_argument("--lowres-forms", type=int, default=TrainConfig.lowres_forms)
     p.add_argument("--model-base-path", type=Path, default=None)
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     p.add_argument("--plain-keras", action="store_true", help="the reference's own training loop")
     args = p.parse_args()
     if args.plain_keras:
-        return plain_keras(args.data, args.epochs, args.batch_size, args.seed)
+        return plain_keras(args.data, args.epochs or 15, args.batch_size, args.seed)
 
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainConfig(
@@ -81,6 +84,8 @@ def main() -> None:
             lr_schedule=args.lr_schedule,
             early_stopping_patience=args.patience,
             seed=args.seed,
+            continental_forms=args.continental_forms,
+            lowres_forms=args.lowres_forms,
             model_base_path=args.model_base_path or Path(tmp) / "mnist",
             verbose=args.verbose,
         )
@@ -95,7 +100,7 @@ def main() -> None:
         f"{metrics['dataset']['validation']} validation / {metrics['dataset']['test']} test, "
         f"batch {args.batch_size}, {args.lr_schedule} LR, {cores} CPU cores\n"
         f"  test accuracy     {metrics['test_accuracy']:.2%}\n"
-        f"  epochs            {metrics['epochs']} of {args.epochs}\n"
+        f"  epochs            {metrics['epochs']} of {metrics['config']['epochs'] or 'default'}\n"
         f"  seconds / epoch   {metrics['seconds_per_epoch']:.1f}\n"
         f"  training seconds  {metrics['training_seconds']:.0f}\n"
         f"  total seconds     {wall:.0f} (with data loading, evaluation, plots and export)"

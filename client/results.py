@@ -3,10 +3,10 @@
 import numpy as np
 
 # Below this top probability the page says "not sure" next to the digit. Chosen from the dev sets
-# (bench/ACCURACY.md, `python -m bench.accuracy_bench`): at 0.7 two thirds of the wrong answers
-# are flagged for about one right answer in nine, and answers shown as sure are right 95% of the
-# time; at 0.6 only half the wrong ones are; above 0.8 the flag lands on one right answer in six.
-NOT_SURE_BELOW = 0.7
+# (bench/ACCURACY.md, `python -m bench.accuracy_bench`) with the default model: at 0.9 two thirds
+# of the wrong answers are flagged for one right answer in seventeen, and answers shown as sure are
+# right 98.5% of the time; at 0.7 only 40% of the wrong ones are.
+NOT_SURE_BELOW = 0.9
 
 
 def top_k(probabilities: np.ndarray, k: int = 3) -> list[tuple[int, float]]:

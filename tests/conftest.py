@@ -37,5 +37,8 @@ def sample_model_base(tmp_path_factory) -> Path:
     Good enough to recognise clearly drawn digits; about a minute to build on 2 cores.
     """
     base = tmp_path_factory.mktemp("sample_model") / "mnist"
-    run(TrainConfig(data="sample", batch_size=64, epochs=5, model_base_path=base, verbose=0))
+    # Without the drawn forms: they would double this fixture's training time, and the tests that
+    # use it check the app, not how far the model reaches.
+    run(TrainConfig(data="sample", batch_size=64, epochs=5, continental_forms=0, lowres_forms=0,
+                    model_base_path=base, verbose=0))  # fmt: skip
     return base

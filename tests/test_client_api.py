@@ -257,14 +257,14 @@ def test_defaults_come_from_the_environment(monkeypatch):
 
 def test_reading_results():
     probabilities = np.array(
-        [[0.0] * 7 + [0.9, 0.06, 0.04], [0.5, 0.45] + [0.005] * 8], dtype=np.float32
+        [[0.0] * 7 + [0.95, 0.03, 0.02], [0.5, 0.45] + [0.005] * 8], dtype=np.float32
     )
     top = results.top_k(probabilities[0])
     assert [d for d, _ in top] == [7, 8, 9]
-    assert [p for _, p in top] == pytest.approx([0.9, 0.06, 0.04])
+    assert [p for _, p in top] == pytest.approx([0.95, 0.03, 0.02])
     number, confidences = results.read_number(probabilities)
     assert number == "70"
-    assert confidences == pytest.approx([0.9, 0.5])
+    assert confidences == pytest.approx([0.95, 0.5])
     assert not results.is_sure(confidences)
     assert results.is_sure(confidences[:1])
 

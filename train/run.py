@@ -17,7 +17,7 @@ from train import data, report
 from train.model import build
 
 RECALIBRATION_IMAGES = 4096
-DEFAULT_STEPS = 2400  # 15 epochs of 20,429 images: 99.21% MNIST test, ~16 min on 2 cores
+DEFAULT_STEPS = 2400  # 13 epochs of the IDX subset with the forms: 99.20% MNIST test
 
 
 @dataclass
@@ -38,11 +38,12 @@ class TrainConfig:
     # BN momentum; None: chosen from the number of steps (see bn_momentum_for).
     bn_momentum: float | None = None
     early_stopping_patience: int = 4
-    # Drawn continental 1s and 7s added to the training set (train/canvas_forms.py); 0 keeps the
-    # reference recipe. Opt-in until a full-length run shows its cost on MNIST (bench/ACCURACY.md).
-    continental_forms: int = 0
-    # Training digits seen through an 8x8 grid added to the training set (train/lowres_forms.py).
-    lowres_forms: int = 0
+    # Forms MNIST lacks, added to the training set: drawn continental 1s and 7s
+    # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py). On the
+    # IDX subset they lift continental 1s from 94% to 100% and fat solid-ink digits from 81% to
+    # 89%, at the same MNIST test accuracy (bench/ACCURACY.md). 0 and 0 is the reference recipe.
+    continental_forms: int = 600
+    lowres_forms: int = 3000
     model_base_path: Path = field(default_factory=lambda: settings.MODEL_BASE_PATH)
     version: int | None = None  # None: highest existing + 1
     verbose: int = 1  # Keras fit verbosity: 1 progress bar, 2 a line per epoch, 0 silent
