@@ -35,12 +35,12 @@ def plain_keras(data: str, epochs: int, batch_size: int, seed: int) -> None:
     """The reference recipe as a plain Keras script: same network, Keras' own fit loop."""
     import keras
 
-    from train.data import load
+    from train.data import load, to_model_input
     from train.model import build
 
     keras.utils.set_random_seed(seed)
     dataset = load(data)
-    x, x_test = dataset.x_train[..., None] / 255.0, dataset.x_test[..., None] / 255.0
+    x, x_test = to_model_input(dataset.x_train).numpy(), to_model_input(dataset.x_test).numpy()
     model = build("reference", seed=seed)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1, min_lr=1e-5)

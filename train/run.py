@@ -24,8 +24,9 @@ DEFAULT_STEPS = 2400  # 13 epochs of the IDX subset with the forms: 99.20% MNIST
 class TrainConfig:
     data: str = "tfds"  # "tfds", "sample" or "idx:DIR"
     arch: str = "reference"
-    # None: enough epochs for about DEFAULT_STEPS optimizer steps, whatever the data size (15
-    # epochs of the 22,699-image IDX subset, 6 of tfds' 60,000): a first model takes the same time.
+    # None: enough epochs for about DEFAULT_STEPS optimizer steps, whatever the data size (with
+    # the default forms, 13 epochs of the IDX subset, 5 of tfds' 60,000): a first model takes the
+    # same time.
     epochs: int | None = None
     batch_size: int = 128
     learning_rate: float = 1e-3
