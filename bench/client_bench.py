@@ -11,8 +11,9 @@ heading. The canvas is reset between drawings. Prints every time and the median;
 
 Each time is split in three, from marks taken in the page: `canvas`, mouse-up to the canvas's
 message to Streamlit; `script`, from there to Streamlit's last message before the answer shows
-(the fragment rerun: preprocessing, predict, the version lookup, and the socket both ways);
-`page`, the browser drawing it. `canvas` is 200 ms and fixed: streamlit-drawable-canvas 0.13
+(the fragment rerun: preprocessing and predict, the socket both ways, and the browser working
+through the messages before it); `page`, the browser drawing it. Which version answered is
+looked up after the answer shows, so it is not in these times. `canvas` is 200 ms and fixed: streamlit-drawable-canvas 0.13
 sends a finished stroke through a 200 ms debounce (`Bc = 200` in its frontend bundle), so that
 quick successive strokes make one rerun, and its Python API has no way to send sooner in
 freedraw mode (`update_streamlit=False` only stops sending until its toolbar's send button).

@@ -115,6 +115,17 @@ def test_predict_answers_from_the_path_asked(server, digits, target, source):
     assert source in answer.version_source
 
 
+@pytest.mark.parametrize("target", ["latest", "stable"])
+def test_answer_first_then_the_version_that_gave_it(server, digits, target):
+    answer = api.predict(server, settings.MODEL_NAME, digits, target, find_version=False)
+    assert answer.version is None
+    assert answer.version_source == api.VERSION_NOT_ASKED
+    named = api.answered_by(answer, server, settings.MODEL_NAME, target)
+    assert named.version == 1
+    assert named.version_source != api.VERSION_NOT_ASKED
+    assert np.array_equal(named.probabilities, answer.probabilities)
+
+
 def test_predict_agrees_with_the_raw_rest_call(server, digits):
     raw = requests.post(
         f"{server}/v1/models/{settings.MODEL_NAME}:predict",
