@@ -28,3 +28,14 @@ CLIENT_PORT: int = int(_ENV["CLIENT_PORT"])
 MODEL_BASE_PATH: Path = ROOT / _ENV["MODELS_DIR"] / MODEL_NAME
 # The local server's address, which is also the client's default TF_SERVING_URL.
 DEFAULT_SERVING_URL: str = f"http://localhost:{REST_API_PORT}"
+
+# The browser that the browser tests and bench/client_bench.py drive: Debian's Chromium (never a
+# downloaded one), with the flags this machine needs (no sandbox or GPU, no background traffic).
+CHROMIUM: str = "/usr/bin/chromium"
+CHROMIUM_ARGS: list[str] = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

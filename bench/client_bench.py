@@ -13,10 +13,14 @@ Each time is split in three, from marks taken in the page: `canvas`, mouse-up to
 message to Streamlit; `script`, from there to Streamlit's last message before the answer shows
 (the fragment rerun: preprocessing and predict, the socket both ways, and the browser working
 through the messages before it); `page`, the browser drawing it. Which version answered is
-looked up after the answer shows, so it is not in these times. `canvas` is 200 ms and fixed: streamlit-drawable-canvas 0.13
-sends a finished stroke through a 200 ms debounce (`Bc = 200` in its frontend bundle), so that
-quick successive strokes make one rerun, and its Python API has no way to send sooner in
-freedraw mode (`update_streamlit=False` only stops sending until its toolbar's send button).
+looked up after the answer shows, so it is not in these times.
+
+`canvas` is 200 ms and fixed: streamlit-drawable-canvas 0.13 sends a finished stroke through a
+200 ms debounce (`Bc = 200` in its frontend bundle), so that quick successive strokes make one
+rerun, and its Python API has no way to send sooner in freedraw mode (`update_streamlit=False`
+only stops sending until its toolbar's send button). In Chromium's own trace, what follows is
+mostly the page's work: each batch of Streamlit messages costs a React render of 10-45 ms on
+this machine (software rendering, 2 cores shared with the server and the model).
 """
 
 import argparse
@@ -34,14 +38,6 @@ import requests
 
 import settings
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TARGET_MS = 300
 STROKES = {  # one stroke each, in a unit box
     "1": [(0.55, 0.05), (0.5, 0.95)],
@@ -166,7 +162,9 @@ def main() -> None:
         wait_until(lambda: requests.get(f"{app_url}/_stcore/health", timeout=1).ok, "the app", app)
 
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=settings.CHROMIUM, args=settings.CHROMIUM_ARGS
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.add_init_script(TIMING_SCRIPT)
             page.goto(app_url)

@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -18,19 +17,11 @@ import numpy as np
 import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from test_client_api import free_port, start_server, stop_server
+from test_client_api import free_port, start_server, start_until, stop_server
 
 import settings
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ANSWER_TIMEOUT_MS = 30_000  # generous: the machine is shared; bench/ measures speed
 
 # Digits as a person draws them: strokes of points, in a unit box (0..1), scaled onto the canvas.
@@ -51,33 +42,28 @@ def start_app(serving_url: str, tmp: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "TF_SERVING_URL": serving_url}
     args = [sys.executable, "-m", "streamlit", "run", "client", "--server.port", str(port)]
     args += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    log = open(tmp / "streamlit.log", "wb")  # noqa: SIM115 - lives as long as the app
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {(tmp / 'streamlit.log').read_text()}")
-        try:
-            if requests.get(f"{url}/_stcore/health", timeout=1).ok:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("streamlit did not start within 60 s")
+
+    def ready() -> bool:
+        return requests.get(f"{url}/_stcore/health", timeout=1).ok
+
+    return start_until(args, tmp / "streamlit.log", ready, "streamlit", 60, env=env), url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
+    if not Path(settings.CHROMIUM).exists():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and no Chromium at {CHROMIUM}: browser tests must run in CI")
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+            pytest.fail(
+                f"CI=true and no Chromium at {settings.CHROMIUM}: browser tests must run in CI"
+            )
+        pytest.skip(f"no Chromium at {settings.CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=settings.CHROMIUM, args=settings.CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 

@@ -50,22 +50,32 @@ def start_server(base: Path, tmp: Path, labels: dict[str, int] | None = None):
         args += ["--allow_version_labels_for_unavailable_models"]
     else:
         args += ["--model_name", settings.MODEL_NAME, "--model_base_path", str(base)]
-    log = open(tmp / f"server-{port}.log", "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+
+    def serving() -> bool:
+        status = requests.get(f"{url}/v1/models/{settings.MODEL_NAME}", timeout=1).json()
+        return any(v["state"] == "AVAILABLE" for v in status["model_version_status"])
+
+    process = start_until(args, tmp / f"server-{port}.log", serving, "the server", 120)
+    return process, url
+
+
+def start_until(args: list[str], log_path: Path, ready, what: str, seconds: float, env=None):
+    """Starts `args` (output to log_path) and returns the process once ready() is true."""
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {(tmp / f'server-{port}.log').read_text()}")
+            raise RuntimeError(f"{what} exited: {log_path.read_text()}")
         try:
-            status = requests.get(f"{url}/v1/models/{settings.MODEL_NAME}", timeout=1).json()
-            if any(v["state"] == "AVAILABLE" for v in status["model_version_status"]):
-                return process, url
+            if ready():
+                return process
         except (requests.RequestException, ValueError, KeyError):
             pass
         time.sleep(0.3)
     process.kill()
-    raise RuntimeError("the server did not serve the model within 120 s")
+    raise RuntimeError(f"{what} was not ready within {seconds:g} s")
 
 
 def stop_server(process: subprocess.Popen) -> None:
