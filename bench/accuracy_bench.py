@@ -2,6 +2,7 @@
 
     python -m bench.accuracy_bench                        # every version under models/mnist
     python -m bench.accuracy_bench /work/runs/a /work/runs/b/3 --n 500
+    python -m bench.accuracy_bench models/mnist/3 models/mnist/4 --average   # and their mean
 
 Each path is a model base path (all its numeric versions) or one version folder. Dev set
 canvases (bench/devsets.py) go through `client.preprocess.to_mnist`, exactly as the client sends
@@ -132,10 +133,11 @@ def confusions(labels: np.ndarray, predicted: np.ndarray, top: int = 4) -> str:
     return ", ".join(f"{t}->{'none' if p == NO_DIGIT else p} ({c})" for (t, p), c in pairs)
 
 
-def evaluate(folder: Path, sets: list[EvalSet]) -> dict:
-    """Per set: accuracy, confusions; plus (confidence, correct) of all dev set answers."""
-    everything = np.concatenate([s.images for s in sets])
-    probabilities = predict(folder, everything)
+def evaluate(folder: Path | None, sets: list[EvalSet], probabilities=None) -> dict:
+    """Per set: accuracy, confusions; plus (confidence, correct) of all dev set answers.
+    From the version in `folder`, or from given `probabilities` (all sets' images in order)."""
+    if probabilities is None:
+        probabilities = predict(folder, np.concatenate([s.images for s in sets]))
     rows, dev_confidence, dev_correct = [], [], []
     start = 0
     for s in sets:
@@ -150,6 +152,7 @@ def evaluate(folder: Path, sets: list[EvalSet]) -> dict:
             dev_correct.append(correct)
     return {
         "rows": rows,
+        "probabilities": probabilities,
         "confidence": np.concatenate(dev_confidence),
         "correct": np.concatenate(dev_correct),
     }
@@ -195,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=1000, help="canvases per synthetic set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
+    parser.add_argument(
+        "--average", action="store_true", help="also score the versions' averaged probabilities"
+    )
     args = parser.parse_args(argv)
 
     folders = version_folders(args.paths)
@@ -205,6 +211,12 @@ def main(argv: list[str] | None = None) -> None:
     for folder in folders:
         results[folder] = evaluate(folder, sets)
         print_version(folder, results[folder], tuple(args.thresholds))
+    if args.average and len(folders) > 1:
+        average = np.mean([results[f]["probabilities"] for f in folders], axis=0)
+        label = Path(f"average of {len(folders)} versions")
+        results[label] = evaluate(None, sets, average)
+        print_version(label, results[label], tuple(args.thresholds))
+        folders.append(label)
     if len(folders) > 1:
         print("\nsummary (accuracy)")
         names = [str(f) for f in folders]

@@ -6,6 +6,7 @@ Talks REST to TF_SERVING_URL (default: the local server) and never imports Tenso
 """
 
 import base64
+import contextlib
 import html
 import io
 
@@ -224,9 +225,11 @@ def show_results(answers: dict[str, Answer], server: dict, key: str) -> None:
     """Each answer in its own column; then, for "latest" or a label, which version gave it: one
     more request each, asked only once the answers show (asked at the same time as the predict,
     it slowed the predict by about 12 ms)."""
+    # One answer needs no columns: fewer elements for the browser to redraw on each stroke.
+    places = st.columns(len(answers)) if len(answers) > 1 else [contextlib.nullcontext()]
     shown = {}
-    for column, (target, answer) in zip(st.columns(len(answers)), answers.items(), strict=True):
-        with column:
+    for place, (target, answer) in zip(places, answers.items(), strict=True):
+        with place:
             shown[target] = show_answer(answer, server, target, f"{key}-{target}")
     for target, element in shown.items():
         answer = answers[target]

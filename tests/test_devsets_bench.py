@@ -50,3 +50,13 @@ def test_evaluate_scores_each_set_with_the_exported_signature(tiny_model_base, c
     accuracy_bench.print_version(folder, result, (0.5, 0.9))
     out = capsys.readouterr().out
     assert "continental_7" in out and "not sure" in out and "5->none (1)" in out
+
+
+def test_given_probabilities_are_scored_as_a_versions_own(tiny_model_base):
+    # --average scores the versions' mean probabilities this way.
+    folder = tiny_model_base / "1"
+    sets = [canvases_set("continental_7", devsets.continental_7(n=4), 4)]
+    alone = accuracy_bench.evaluate(folder, sets)
+    given = accuracy_bench.evaluate(None, sets, np.mean([alone["probabilities"]] * 2, axis=0))
+    assert given["rows"] == alone["rows"]
+    assert np.array_equal(given["confidence"], alone["confidence"])

@@ -91,7 +91,7 @@ def test_recalibrated_batch_norm_normalises_clean_images_exactly():
     bns = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
     for bn in (bns[0], bns[-1]):
         # Fresh gamma=1, beta=0: in inference mode each channel's output is standardised.
-        out = keras.Model(model.inputs, bn.output)(images, training=False).numpy()
+        out = keras.Model(model.inputs[0], bn.output)(images, training=False).numpy()
         out = out.reshape(-1, out.shape[-1])
         np.testing.assert_allclose(out.mean(0), 0, atol=1e-3)
         variance = bn.moving_variance.numpy()

@@ -74,7 +74,7 @@ def recalibrate_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> 
 
     layers = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
     for layer in layers:  # in order: each probe runs through the already recalibrated ones
-        probe = keras.Model(model.inputs, layer.input)
+        probe = keras.Model(model.inputs[0], layer.input)  # one input: called on one array
         total = total_sq = count = 0
         for start in range(0, len(images), batch_size):
             a = np.asarray(probe(images[start : start + batch_size], training=False), np.float64)
