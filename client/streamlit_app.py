@@ -177,15 +177,13 @@ Answer = api.Prediction | api.ServingError | None  # None: no digit, nothing ask
 def ask(digits: list[np.ndarray], server: dict) -> dict[str, Answer]:
     """The answer of the version asked, or of both in compare mode, by target."""
     targets = [server["target"]] if server["other"] is None else [server["target"], server["other"]]
+    if not digits:
+        return dict.fromkeys(targets)
+    images = np.stack(digits)
     answers: dict[str, Answer] = {}
     for target in targets:
-        if not digits:
-            answers[target] = None
-            continue
         try:
-            answers[target] = api.predict(
-                server["url"], server["model"], np.stack(digits), target, find_version=False
-            )
+            answers[target] = api.predict(server["url"], server["model"], images, target)
         except api.ServingError as e:
             answers[target] = e
     return answers
@@ -196,7 +194,7 @@ def show_answer(answer: Answer, server: dict, target: str, key: str):
     that each run replaces the last one's in place. Leftovers are not left to Streamlit's cleanup
     of stale elements: when the version watcher's run follows at once, it can skip it (seen here:
     an old "Prediction" stayed after a reset, about once in 40; streamlit/streamlit#16708 is the
-    same race). Returns the answer's element, for `name_versions`."""
+    same race). Returns the answer's element, for `show_results` to complete."""
     if answer is None:
         st.empty()
         st.empty()
@@ -223,8 +221,7 @@ def title_of(server: dict, target: str) -> str | None:
 
 def show_results(answers: dict[str, Answer], server: dict, key: str) -> None:
     """Each answer in its own column; then, for "latest" or a label, which version gave it: one
-    more request each, asked only once the answers show (asked at the same time as the predict,
-    it slowed the predict by about 12 ms)."""
+    more request each, asked only once the answers show (see client/api.py)."""
     # One answer needs no columns: fewer elements for the browser to redraw on each stroke.
     places = st.columns(len(answers)) if len(answers) > 1 else [contextlib.nullcontext()]
     shown = {}

@@ -119,6 +119,7 @@ def test_labels_are_found_by_probing_metadata(server):
 )
 def test_predict_answers_from_the_path_asked(server, digits, target, source):
     answer = api.predict(server, settings.MODEL_NAME, digits, target)
+    answer = api.answered_by(answer, server, settings.MODEL_NAME, target)
     assert answer.probabilities.shape == (3, 10)
     assert np.allclose(answer.probabilities.sum(axis=1), 1, atol=1e-3)
     assert answer.version == 1
@@ -127,7 +128,7 @@ def test_predict_answers_from_the_path_asked(server, digits, target, source):
 
 @pytest.mark.parametrize("target", ["latest", "stable"])
 def test_answer_first_then_the_version_that_gave_it(server, digits, target):
-    answer = api.predict(server, settings.MODEL_NAME, digits, target, find_version=False)
+    answer = api.predict(server, settings.MODEL_NAME, digits, target)
     assert answer.version is None
     assert answer.version_source == api.VERSION_NOT_ASKED
     named = api.answered_by(answer, server, settings.MODEL_NAME, target)
