@@ -317,6 +317,10 @@ class HttpServer:
     def server_close(self) -> None:
         self.socket.close()
 
+    def waiting_connections(self) -> int:
+        """How many connections have a request with the handler, waiting for its answer."""
+        return sum(1 for connection in self.connections if connection.busy)
+
     def call_soon(self, callback: Callable, *args) -> None:
         """Runs callback(*args) on the loop thread; callable from any thread."""
         try:

@@ -8,6 +8,7 @@ C; anything unusual walks the JSON the way json_tensor.cc does, so each error ca
 own message.
 """
 
+import array
 import base64
 import binascii
 import functools
@@ -649,14 +650,14 @@ def _as_float32(value: float) -> float:
 
 
 def _float32_texts(flat: np.ndarray) -> list[str]:
-    """format_float32() over an array, the round-trip check done by numpy in one go."""
+    """format_float32() over an array: the round-trip check rounds every "%g" text to float32
+    in one go (array.array("f") converts as C and numpy do)."""
     values = flat.astype(np.float64).tolist()
-    if len(values) <= 64 or not np.isfinite(flat).all():  # numpy's overhead only pays off above
+    if not np.isfinite(flat).all():
         return [format_float32(v) for v in values]
     texts = [f"{v:g}" for v in values]
-    back = np.array(texts, dtype=np.float64).astype(np.float32)
-    for i in np.flatnonzero(back != flat).tolist():
-        texts[i] = f"{values[i]:.9g}"
+    back = array.array("f", [float(t) for t in texts])
+    texts = [t if b == v else f"{v:.9g}" for t, b, v in zip(texts, back, values, strict=True)]
     return [t if "." in t or "e" in t else t + ".0" for t in texts]
 
 

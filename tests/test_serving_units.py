@@ -422,3 +422,17 @@ def test_labels_need_available_versions_unless_allowed(tmp_path):
     with pytest.raises(ServingError, match="version 9 of model m"):
         manager.reload_config([ModelConfig("m", tmp_path, policy="all", labels={"stable": 9})])
     assert manager.acquire("m", None, "stable").version == 2
+
+
+def test_arrays_of_floats_are_written_as_each_float_is():
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            rng.random(200, np.float32),
+            rng.standard_normal(200).astype(np.float32) * 1e30,
+            np.array([16777216.0, 1.0, 0.0, -0.0, 3.4028235e38, 1e-45, 0.1], np.float32),
+        ]
+    )
+    expected = [json_tensor.format_float32(float(v)) for v in values]
+    assert json_tensor._float32_texts(values) == expected
+    assert json_tensor._float32_texts(values[:10]) == expected[:10]
