@@ -194,6 +194,38 @@ def test_silent_server_times_out():
     assert url in e.value.message
 
 
+def test_a_kept_open_connection_closed_by_the_server_is_replaced():
+    """The server answers one request a connection and closes it when the next one arrives,
+    without a word (as when its idle timeout strikes just as the client reuses it)."""
+    status = json.dumps({"model_version_status": [{"version": "1", "state": "AVAILABLE"}]})
+    answer = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(status)}\r\n\r\n{status}"
+    ).encode()
+    connections = []
+
+    def serve(listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            conn.recv(65536)
+            conn.sendall(answer)
+            conn.recv(65536)  # the next request on this connection: no answer, just close
+            conn.close()
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        for _ in range(3):
+            assert [v.version for v in api.get_versions(url, "mnist")] == [1]
+    assert len(connections) >= 2  # the client did reuse a connection, and replaced it
+
+
 class _Fake(http.server.BaseHTTPRequestHandler):
     """Answers every request with the (status, body) the test set on the server."""
 
