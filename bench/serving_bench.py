@@ -5,6 +5,9 @@
 1. The model's serving signature called in-process with one image (p50, p99), alternating with
 2. the same image sent to `python -m serving` over a keep-alive connection (p50, p99), so both
    see the same machine load: the ratio of the p50s is the server's overhead (target <= 1.3).
+   Alternating charges both the same: on 2 cores, a call that follows one of the other process
+   takes about 0.5 ms longer than one that follows its own kind, whichever kind it is (measured
+   both ways); timed in blocks, each kind after itself, the ratio was 1.49-1.52x.
 3. Throughput with 1, 8 and 32 concurrent clients, batching off and on (serving/batching.config):
    32 clients with batching on against the sequential rate (target >= 5x).
 4. The model's own throughput in-process at batch 8 and 32 against batch 1: the most any batching
