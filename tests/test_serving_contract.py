@@ -294,6 +294,45 @@ def test_classify_on_a_predict_only_model(url):
     assert message.endswith('method_name: "tensorflow/serving/predict"\n')
 
 
+def test_a_lone_request_runs_on_the_loop_and_concurrent_ones_on_workers(url, images, monkeypatch):
+    import time
+
+    import serving.rest
+
+    threads = []
+    original = serving.rest._call
+
+    def recording_call(signature, arrays, done):
+        threads.append(threading.current_thread().name)
+        if len(threads) == 1:
+            time.sleep(0.3)  # the others arrive meanwhile and find this one still busy
+        original(signature, arrays, done)
+
+    monkeypatch.setattr(serving.rest, "_call", recording_call)
+    body = {"instances": images[:1].tolist()}
+    with requests.Session() as session:
+        for _ in range(3):
+            assert session.post(url + "/v1/models/mnist:predict", json=body, timeout=30).ok
+    assert len(threads) == 3 and not any(name.startswith("model") for name in threads)
+
+    threads.clear()
+    start = threading.Barrier(8)
+    answers = []
+
+    def client():
+        start.wait()
+        answers.append(requests.post(url + "/v1/models/mnist:predict", json=body, timeout=30))
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    assert [a.status_code for a in answers] == [200] * 8
+    assert all(len(a.json()["predictions"]) == 1 for a in answers)
+    assert any(name.startswith("model") for name in threads)  # not one at a time on the loop
+
+
 # ------------------------------------------------------------------ HTTP level
 
 
