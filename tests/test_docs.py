@@ -28,3 +28,12 @@ def test_readme_curl_example_is_a_seven(sample_model_base):
     serve = tf.saved_model.load(str(sample_model_base / "1")).signatures["serving_default"]
     assert int(serve(image=tf.constant(images))["digit"][0]) == 7
     assert "docs/digit-7.json" in README
+
+
+def test_readme_states_the_clients_not_sure_threshold():
+    from client import results
+
+    percent = re.findall(r'"Not sure" means the top probability is under (\d+)%', README)
+    fraction = re.findall(r"below (0\.\d+) \(`client/results.py`\)", README)
+    assert percent == [f"{results.NOT_SURE_BELOW * 100:.0f}"]
+    assert fraction == [f"{results.NOT_SURE_BELOW:g}"]
