@@ -1,6 +1,7 @@
-"""Benchmark: train the reference CNN on ../shared/mnist and print accuracy and timings.
+"""Benchmark: train on ../shared/mnist and print accuracy and timings.
 
     nice -n 10 python bench/train_bench.py                          # `python -m train`'s recipe
+    nice -n 10 python bench/train_bench.py --arch reference         # the reference CNN
     nice -n 10 python bench/train_bench.py --continental-forms 0 --lowres-forms 0  # MNIST only
     nice -n 10 python bench/train_bench.py --lr-schedule plateau    # LR halved on plateau
     nice -n 10 python bench/train_bench.py --plain-keras --epochs 2  # the reference's own loop
@@ -26,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import settings  # noqa: E402
+from train.model import ARCHES  # noqa: E402
 from train.run import TrainConfig, run  # noqa: E402
 
 SHARED_MNIST = settings.ROOT.parent / "shared" / "mnist"
@@ -60,7 +62,7 @@ def plain_keras(data: str, epochs: int, batch_size: int, seed: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=f"idx:{SHARED_MNIST}")
-    p.add_argument("--arch", default="reference")
+    p.add_argument("--arch", default=TrainConfig.arch, choices=sorted(ARCHES))
     p.add_argument("--epochs", type=int, default=None, help="default: as `python -m train`")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "plateau"))

@@ -1,6 +1,5 @@
 """What the training side adds for canvas drawings: continental and low-resolution forms,
-stroke-width augmentation,
-and the `canvas` arch's test-time averaging."""
+stroke-width augmentation, and the `canvas` arch (the default)."""
 
 import numpy as np
 import pytest
@@ -94,20 +93,75 @@ def test_stroke_width_changes_strokes_only_while_training():
     assert ink.max() <= 18 * 4 + 1e-3
 
 
-def test_canvas_arch_averages_shifted_predictions_at_inference():
-    from train.canvas_model import SHIFTS
-    from train.model import build_canvas
+def test_max_3x3_is_tensorflows_max_pool():
+    from train.augment import max_3x3
 
-    model = build_canvas(seed=0)
-    rng = np.random.default_rng(0)
-    images = np.zeros((3, 28, 28, 1), np.float32)
-    images[:, 4:24, 4:24] = rng.random((3, 20, 20, 1))
-    probabilities = model(images, training=False).numpy()
-    assert probabilities.shape == (3, 10)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    core = model.get_layer("probabilities").core
-    shifted = [images] + [np.roll(images, s, axis=(1, 2)) for s in SHIFTS]
-    expected = np.mean([core(v, training=False).numpy() for v in shifted], axis=0)
-    np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-6)
-    # Not the same as the unshifted image alone: the averaging is real.
-    assert not np.allclose(probabilities, core(images, training=False).numpy(), atol=1e-6)
+    images = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype(np.float32)
+    expected = tf.nn.max_pool2d(images, 3, 1, "SAME")
+    np.testing.assert_array_equal(max_3x3(images), expected)
+    np.testing.assert_array_equal(-max_3x3(-images), -tf.nn.max_pool2d(-images, 3, 1, "SAME"))
+
+
+def moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image: length along the main axis (its standard deviation), centre of mass (x, y),
+    and the main axis's angle in degrees, from second moments."""
+    rows, cols = np.mgrid[: images.shape[1], : images.shape[2]]
+    ink = images[..., 0].sum(axis=(1, 2))
+    cx = (images[..., 0] * cols).sum(axis=(1, 2)) / ink
+    cy = (images[..., 0] * rows).sum(axis=(1, 2)) / ink
+    dx, dy = cols[None] - cx[:, None, None], rows[None] - cy[:, None, None]
+    mxx, myy = (images[..., 0] * dx**2).sum(axis=(1, 2)), (images[..., 0] * dy**2).sum(axis=(1, 2))
+    mxy = (images[..., 0] * dx * dy).sum(axis=(1, 2))
+    angle = np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy))
+    main = (mxx + myy) / 2 + np.sqrt(((mxx - myy) / 2) ** 2 + mxy**2)
+    return np.sqrt(main / ink), np.stack([cx, cy], axis=1), angle
+
+
+def test_random_affine_rotates_shifts_and_zooms_within_its_ranges():
+    from train.augment import RandomAffine
+
+    bar = np.zeros((64, 28, 28, 1), np.float32)
+    bar[:, 13:15, 6:22] = 1.0  # a horizontal bar centred on the image centre (13.5, 13.5)
+    length0, centre0, angle0 = moments(bar)
+    assert np.allclose(angle0, 0) and np.allclose(centre0, 13.5)
+
+    def apply(**ranges):
+        layer = RandomAffine(**{"rotation": 0.0, "translation": 0.0, "zoom": 0.0, **ranges}, seed=1)
+        np.testing.assert_array_equal(layer(bar, training=False), bar)
+        return moments(np.asarray(layer(bar, training=True)))
+
+    length, centre, angle = apply()
+    np.testing.assert_allclose(centre, 13.5, atol=1e-3)  # nothing asked, nothing moves
+    np.testing.assert_allclose(length, length0, rtol=1e-3)
+    length, centre, angle = apply(rotation=15 / 360)  # about the centre, up to 15 degrees
+    assert np.abs(angle).max() <= 15.5 and angle.min() < -10 and angle.max() > 10
+    np.testing.assert_allclose(centre, 13.5, atol=0.1)
+    length, centre, angle = apply(translation=0.1)  # up to 2.8 pixels, each axis on its own
+    shift = centre - 13.5
+    assert np.abs(shift).max() <= 2.8 + 0.05 and np.abs(shift).min(axis=0).max() < 0.5
+    assert (shift > 2).any(axis=0).all() and (shift < -2).any(axis=0).all()
+    np.testing.assert_allclose(angle, 0, atol=0.5)
+    length, centre, angle = apply(zoom=0.1)  # scaled about the centre: 1/1.1 to 1/0.9 as long
+    ratio = length / length0
+    assert 0.89 < ratio.min() < 0.95 and 1.05 < ratio.max() < 1.12
+    np.testing.assert_allclose(centre, 13.5, atol=0.1)
+
+
+def test_canvas_arch_is_the_reference_network_without_dropout():
+    from train.augment import canvas_augmentation
+    from train.model import build_canvas, build_reference
+
+    canvas, reference = build_canvas(seed=0), build_reference(seed=0)
+    assert canvas.count_params() == reference.count_params()
+
+    def kinds(model):
+        return [type(layer).__name__ for layer in model.layers[2:]]  # after input, augmentation
+
+    assert kinds(canvas) == [k for k in kinds(reference) if k != "Dropout"]
+    # Each random layer has its own seed (one shared seed moves them in lockstep), and all of
+    # them are the identity at inference.
+    augmentation = canvas_augmentation(seed=3)
+    seeds = [layer.seed for layer in augmentation.layers]
+    assert None not in seeds and len(set(seeds)) == len(seeds)
+    image = np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(augmentation(image, training=False), image)

@@ -61,7 +61,7 @@ def test_parse_args_maps_every_flag(tmp_path):
     assert (config.early_stopping_patience, config.bn_momentum) == (2, 0.9)
     assert config.val_fraction == 0.2 and config.model_base_path == tmp_path
     assert (config.continental_forms, config.lowres_forms) == (60, 90)
-    assert parse_args([]).arch == "reference"
+    assert parse_args([]).arch == "canvas"
 
 
 @pytest.mark.parametrize(

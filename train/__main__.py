@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "--epochs",
         type=int,
         default=defaults.epochs,
-        help="default: about 2,400 steps (13 on the IDX subset, 5 on full MNIST, with the forms)",
+        help="default: about 3,000 steps (16 on the IDX subset, 7 on full MNIST, with the forms)",
     )
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         dest="early_stopping_patience",
         type=int,
         default=defaults.early_stopping_patience,
-        help="stop after this many epochs without a better validation loss",
+        help="--lr-schedule plateau only: stop after this many epochs without a better "
+        "validation loss",
     )
     p.add_argument("--model-base-path", type=Path, default=defaults.model_base_path)
     p.add_argument(
