@@ -1,12 +1,12 @@
 """Benchmark: train on ../shared/mnist and print accuracy and timings.
 
     nice -n 10 python bench/train_bench.py                          # `python -m train`'s recipe
-    nice -n 10 python bench/train_bench.py --arch reference         # the reference CNN
-    nice -n 10 python bench/train_bench.py --continental-forms 0 --lowres-forms 0  # MNIST only
+    nice -n 10 python bench/train_bench.py --arch reference --continental-forms 0 \
+        --lowres-forms 0 --epochs 15                                # the reference recipe
     nice -n 10 python bench/train_bench.py --lr-schedule plateau    # LR halved on plateau
     nice -n 10 python bench/train_bench.py --plain-keras --epochs 2  # the reference's own loop
 
---plain-keras trains the same network the way the reference script did (numpy arrays into
+--plain-keras trains the reference network the way the reference script did (numpy arrays into
 model.fit, validation_split, learning rate reduced on plateau) instead of through train.run: run
 both for a couple of epochs back to back and the seconds per epoch compare the two on the
 machine as it is now, whatever else it is doing.
