@@ -16,7 +16,11 @@ INPUT_SHAPE = (*IMAGE_SHAPE, 1)
 
 
 def augmentation(seed: int | None = None) -> keras.Sequential:
-    """Random rotation (about +/-14 degrees), translation and zoom; active only while training."""
+    """The reference's random rotation, translation and zoom; active only while training.
+
+    Rotation factor 0.08 as docs/model.md gives it. Keras reads it as a fraction of a full turn,
+    +/-28.8 degrees, not the +/-14 the document says; kept, so the reference stays the reference.
+    """
     return keras.Sequential(
         [
             layers.RandomRotation(0.08, fill_mode="constant", seed=seed_for(seed, 1)),
