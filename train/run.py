@@ -25,7 +25,7 @@ class TrainConfig:
     data: str = "tfds"  # "tfds", "sample" or "idx:DIR"
     arch: str = "canvas"
     # None: enough epochs for about DEFAULT_STEPS optimizer steps, whatever the data size (with
-    # the default forms, 13 epochs of the IDX subset, 5 of tfds' 60,000): a first model takes the
+    # the default forms, 16 epochs of the IDX subset, 7 of tfds' 60,000): a first model takes the
     # same time.
     epochs: int | None = None
     batch_size: int = 128
