@@ -99,6 +99,31 @@ def test_recalibrated_batch_norm_normalises_clean_images_exactly():
         np.testing.assert_allclose(out.std(0), expected_std, rtol=1e-3)
 
 
+def test_fused_batch_norm_is_keras_batch_norm():
+    """Same outputs, gradients and moving statistics as Keras' layer, in training mode (where
+    the fused kernel runs) and after it; fails if the unbiased variance is averaged."""
+    import keras
+
+    from train.batch_norm import FusedBatchNormalization
+
+    x = tf.constant(np.random.default_rng(0).normal(2, 3, (8, 5, 5, 4)).astype(np.float32))
+    layers = keras.layers.BatchNormalization(momentum=0.5), FusedBatchNormalization(momentum=0.5)
+    results = []
+    for layer in layers:
+        layer.build(x.shape)
+        layer.gamma.assign([1.5, 0.5, 2.0, 1.0])
+        layer.beta.assign([0.1, -0.2, 0.3, 0.0])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.sin(x))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        stats = [layer.moving_mean.numpy(), layer.moving_variance.numpy()]
+        results.append([y.numpy(), *grads, *stats, layer(x, training=False).numpy()])
+    for keras_value, fused_value in zip(*results, strict=True):
+        np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=2e-5)
+
+
 def test_reference_arch():
     assert "reference" in ARCHES
     model = build("reference", bn_momentum=0.9)
