@@ -40,7 +40,7 @@ def conv_bn_relu(x, filters: int, bn_momentum: float, fused: bool):
     return layers.ReLU()(x)
 
 
-def classifier(x, bn_momentum: float, seed: int | None, dropout: bool = True, fused=False):
+def classifier(x, bn_momentum: float, seed: int | None, dropout: bool = True, fused: bool = False):
     """The reference's feature blocks and classifier: augmented images -> softmax.
 
     fused: batch normalisation trained with TensorFlow's fused kernel (train/batch_norm.py):
