@@ -64,15 +64,15 @@ def main() -> None:
     p.add_argument("--data", default=f"idx:{SHARED_MNIST}")
     p.add_argument("--arch", default=TrainConfig.arch, choices=sorted(ARCHES))
     p.add_argument("--epochs", type=int, default=None, help="default: as `python -m train`")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "plateau"))
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr-schedule", default=TrainConfig.lr_schedule, choices=("cosine", "plateau"))
     p.add_argument(
         "--patience",
         type=int,
         default=TrainConfig.early_stopping_patience,
         help="early-stopping patience in epochs (--lr-schedule plateau only)",
     )
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--continental-forms", type=int, default=TrainConfig.continental_forms)
     p.add_argument("--lowres-forms", type=int, default=TrainConfig.lowres_forms)
     p.add_argument("--model-base-path", type=Path, default=None)
