@@ -36,6 +36,7 @@ class Signature:
     proto: object  # the SignatureDef, for metadata and classify/regress messages
     function: Callable
     batcher: Batcher | None = None
+    graph_call: Callable | None = None  # see graph_call(); None: always call `function`
 
     def call(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf
@@ -51,7 +52,13 @@ class Signature:
                 raise invalid(f"Shapes {array.shape} and {wanted} are incompatible")
         try:
             # Tensors, not arrays: the function converts numpy arrays itself, more slowly.
-            results = self.function(**{k: tf.constant(a) for k, a in arrays.items()})
+            tensors = {k: tf.constant(a) for k, a in arrays.items()}
+            if self.graph_call is not None and all(
+                a.dtype == self.inputs[k].dtype for k, a in arrays.items()
+            ):
+                results = self.graph_call(*tensors.values())
+            else:  # the signature's own checks and messages decide
+                results = self.function(**tensors)
         except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
             # The tensor reached the model and TensorFlow refused it: its own message, 400.
             raise invalid(_tf_message(e)) from None
@@ -424,6 +431,7 @@ def load_servable(
             outputs={k: _spec(s) for k, s in function.structured_outputs.items()},
             proto=proto,
             function=function,
+            graph_call=graph_call(function),
         )
         signatures[key] = signature
     servable = Servable(name, version, signatures, metagraphs[0].signature_def, loaded)
@@ -432,6 +440,24 @@ def load_servable(
         for signature in signatures.values():
             signature.batcher = Batcher(signature.call, batching, f"{name}-{version}")
     return servable
+
+
+def graph_call(function) -> Callable | None:
+    """The signature's graph, called as TensorFlow itself calls it when no gradient tape is
+    watching (ConcreteFunction._call_flat): the tensor and the captured variables, straight to
+    the function. A signature call first binds keyword arguments, flattens them and maps every
+    captured variable to its handle: about 0.5 ms of Python a call on 2 cores, a fifth of this
+    model's batch-1 time. TF Serving runs the graph from C++ and pays none of it.
+
+    Only for one input, given with the signature's dtype and a shape it accepts (Signature.call
+    checks both), so the graph gets exactly the arguments a signature call would give it. None
+    where TensorFlow's internals are not as expected: the signature call is then used."""
+    inputs, keywords = function.structured_input_signature
+    inference = getattr(function, "_inference_function", None)
+    if inputs or len(keywords) != 1 or not hasattr(inference, "call_preflattened"):
+        return None
+    captured = list(function.captured_inputs)
+    return lambda tensor: inference.call_preflattened([tensor, *captured])
 
 
 def _spec(spec) -> TensorSpec:

@@ -9,6 +9,7 @@ import json
 import shutil
 import socket
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +19,8 @@ import tensorflow as tf
 from serving.config import ModelConfig
 from serving.metrics import Metrics
 from serving.rest import RestServer
-from serving.versions import Manager
+from serving.status import ServingError
+from serving.versions import Manager, load_servable
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 MAX_BODY = 1024 * 1024
@@ -147,6 +149,33 @@ def test_predict_row_format_matches_the_model_called_in_process(server, images):
     # Floats are written with enough digits to read back as the very same float32.
     probabilities = np.array([p["probabilities"] for p in predictions], np.float32)
     np.testing.assert_array_equal(probabilities, expected["probabilities"])
+
+
+def test_the_graph_is_called_directly_and_answers_as_the_signature_does(server, images):
+    # The server calls the signature's graph without a signature call's Python argument handling
+    # (serving/versions.py graph_call); the test above holds its answers over HTTP to the
+    # signature's own. Here: that path is the one taken, and what it does not take is refused
+    # with the signature's own message.
+    servable = load_servable("mnist", 1, server[1] / "1", batching=None)
+    signature = servable.signatures["serving_default"]
+    assert signature.graph_call is not None
+    taken = []
+    graph = signature.graph_call
+    signature.graph_call = lambda tensor: taken.append(tensor.shape) or graph(tensor)
+    direct = signature.call({"image": images})
+    assert taken == [(3, 28, 28, 1)]
+    through_signature = replace(signature, graph_call=None).call({"image": images})
+    for name in ("digit", "probabilities"):
+        np.testing.assert_array_equal(direct[name], through_signature[name])
+
+    doubles = {"image": images.astype(np.float64)}
+    with pytest.raises(ServingError) as direct_error:
+        signature.call(doubles)
+    with pytest.raises(ServingError) as signature_error:
+        replace(signature, graph_call=None).call(doubles)
+    assert taken == [(3, 28, 28, 1)]
+    assert direct_error.value.message == signature_error.value.message
+    assert "float64" in direct_error.value.message or "double" in direct_error.value.message
 
 
 def test_predict_columnar_format_and_named_instances(server, images):
