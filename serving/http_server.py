@@ -278,6 +278,8 @@ class HttpServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        self._handoff_lock = threading.Lock()
+        self._handed_over: list[tuple[Callable, tuple]] = []  # see call_soon()
 
     def serve_forever(self) -> None:
         """Serves until shutdown() (from another thread) or KeyboardInterrupt."""
@@ -322,11 +324,28 @@ class HttpServer:
         return sum(1 for connection in self.connections if connection.busy)
 
     def call_soon(self, callback: Callable, *args) -> None:
-        """Runs callback(*args) on the loop thread; callable from any thread."""
+        """Runs callback(*args) on the loop thread; callable from any thread.
+
+        Calls that arrive while earlier ones still wait run in the same wake-up of the loop: a
+        finished batch hands back all its answers for the price of one (each wake-up is a write
+        to the loop's self-pipe, a system call, and a turn of the loop)."""
+        with self._handoff_lock:
+            self._handed_over.append((callback, args))
+            if len(self._handed_over) > 1:
+                return  # the wake-up asked for by the first one will run this too
         try:
-            self.loop.call_soon_threadsafe(callback, *args)
+            self.loop.call_soon_threadsafe(self._run_handed_over)
         except RuntimeError:
             pass  # the loop is closed: the server stopped and nobody waits for the answer
+
+    def _run_handed_over(self) -> None:
+        with self._handoff_lock:
+            calls, self._handed_over = self._handed_over, []
+        for callback, args in calls:
+            try:
+                callback(*args)
+            except Exception as e:  # as asyncio does for a failing callback: log it, go on
+                self.loop.call_exception_handler({"message": "handed-over call", "exception": e})
 
     def _close_idle(self) -> None:
         # An idle connection, or one sending its body slower than the timeout allows, is closed.

@@ -174,18 +174,29 @@ def numeric_body(body: bytes) -> NumericBody | None:
     if rest[-1:] != b"}":
         return None
     text = rest[:-1].rstrip()
-    if text.translate(None, _NUMBER_BYTES + _WHITESPACE + b"[],"):
-        return None  # strings, literals (true, NaN...), objects: the general path
     skeleton = text.translate(None, _NUMBER_BYTES + _WHITESPACE)
+    if skeleton.translate(None, b"[],"):
+        return None  # strings, literals (true, NaN...), objects: the general path
+    shape = _rectangular_shape(skeleton)
+    if shape is None:
+        return None  # ragged, or empty lists
     try:
         flat = orjson.loads(b"[" + text.translate(_BRACKETS_TO_SPACES) + b"]")
     except orjson.JSONDecodeError:
         return None  # not JSON numbers, an empty list, or an integer beyond 64 bits
-    shape = _skeleton_shape(skeleton)
-    if not flat or math.prod(shape) != len(flat) or _skeleton(shape) != skeleton:
-        return None  # ragged, or empty lists
+    if math.prod(shape) != len(flat):
+        return None  # a comma with no number, or numbers with no comma between them
     values = np.array(flat, dtype=np.float64).reshape(shape)
     return NumericBody(head.group(1).decode(), values)
+
+
+@functools.lru_cache(maxsize=64)
+def _rectangular_shape(skeleton: bytes) -> tuple[int, ...] | None:
+    """The shape of the rectangular array with exactly these brackets and commas, or None.
+    Cached: most requests of a client share one skeleton, and working it out costs more than
+    hashing it."""
+    shape = _skeleton_shape(skeleton)
+    return shape if _skeleton(shape) == skeleton else None
 
 
 def _skeleton_shape(skeleton: bytes) -> tuple[int, ...]:

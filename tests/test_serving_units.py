@@ -15,6 +15,7 @@ from serving.config import (
     read_model_config_file,
     read_prometheus_path,
 )
+from serving.http_server import HttpServer, error_page
 from serving.json_tensor import COLUMNAR, ROW, TensorSpec
 from serving.metrics import Metrics
 from serving.status import ServingError
@@ -314,6 +315,55 @@ def test_batcher_submit_answers_through_the_callback_and_reports_model_errors():
     outputs, err = submit(-np.ones((1, 1), np.float32))
     assert outputs is None and str(err) == "negative"
     batcher.stop()
+
+
+def test_calls_handed_to_the_loop_share_wake_ups_run_in_order_and_a_failure_loses_none():
+    server = HttpServer(("127.0.0.1", 0), lambda request, respond: None, 1024, error_page)
+    loop_thread = threading.Thread(target=server.serve_forever)
+    loop_thread.start()
+    try:
+        while server.loop is None or not server.loop.is_running():
+            time.sleep(0.01)
+        wake_ups = []
+        real = server.loop.call_soon_threadsafe
+        server.loop.call_soon_threadsafe = lambda *a: wake_ups.append(a) or real(*a)
+        ran, busy, release = [], threading.Event(), threading.Event()
+
+        def call(i):
+            ran.append((i, threading.current_thread() is loop_thread))
+            if i == 0:  # holds the loop while the others are handed over
+                busy.set()
+                assert release.wait(10)
+            if i == 3:
+                raise RuntimeError("this one fails")
+
+        server.call_soon(call, 0)
+        assert busy.wait(10)
+
+        def hand_over(start):  # two threads, as two batch threads hand over their answers
+            for i in range(start, 200, 2):
+                server.call_soon(call, i)
+
+        workers = [threading.Thread(target=hand_over, args=(k,)) for k in (1, 2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        release.set()
+        deadline = time.monotonic() + 10
+        while len(ran) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(i for i, _ in ran) == list(range(200))
+        assert all(on_loop for _, on_loop in ran)
+        for k in (0, 1):  # each thread's calls ran in the order it handed them over
+            mine = [i for i, _ in ran if i % 2 == k]
+            assert mine == sorted(mine)
+        # The first call woke the loop; the 199 handed over while it ran shared one wake-up.
+        assert len(wake_ups) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+        loop_thread.join(10)
 
 
 def test_metrics_page_has_tf_serving_names():
