@@ -65,35 +65,28 @@ def quick_model(tmp: Path) -> Path:
     return base
 
 
-def load_signature(version: Path):
-    """The honest in-process baseline: the SavedModel's serving signature, called on one image."""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(version))
-    signature = loaded.signatures["serving_default"]
-
-    def call(images: np.ndarray) -> None:
-        signature(image=tf.constant(images))["probabilities"].numpy()
-
-    call.keepalive = loaded  # the signature's variables live as long as the loaded model
-    return call
-
-
-def load_graph_call(version: Path):
-    """The same signature's graph called as the server calls it (serving/versions.py
-    graph_call): without the signature call's Python argument handling."""
+def load_calls(version: Path):
+    """The honest in-process baseline, the SavedModel's serving signature called on one image;
+    and the same signature's graph called as the server calls it (serving/versions.py
+    graph_call: without the signature call's Python argument handling). One load serves both."""
     import tensorflow as tf
 
     from serving.versions import graph_call
 
     loaded = tf.saved_model.load(str(version))
-    graph = graph_call(loaded.signatures["serving_default"])
+    signature = loaded.signatures["serving_default"]
+    graph = graph_call(signature)
 
     def call(images: np.ndarray) -> None:
+        signature(image=tf.constant(images))["probabilities"].numpy()
+
+    def direct(images: np.ndarray) -> None:
         graph(tf.constant(images))["probabilities"].numpy()
 
-    call.keepalive = loaded
-    return call
+    # The signature's variables live as long as the loaded model.
+    call.keepalive = direct.keepalive = loaded
+    # Where graph_call finds TensorFlow's internals changed, the server calls the signature too.
+    return call, call if graph is None else direct
 
 
 def free_port() -> int:
@@ -254,8 +247,7 @@ def main() -> None:
     image = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
     body = json.dumps({"instances": image.tolist()}).encode()
 
-    call = load_signature(version)
-    graph = load_graph_call(version)
+    call, graph = load_calls(version)
     results = {}
     for batching in (False, True):
         port = free_port()

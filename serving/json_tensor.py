@@ -179,13 +179,13 @@ def numeric_body(body: bytes) -> NumericBody | None:
         return None  # strings, literals (true, NaN...), objects: the general path
     shape = _rectangular_shape(skeleton)
     if shape is None:
-        return None  # ragged, or empty lists
+        return None  # ragged
     try:
         flat = orjson.loads(b"[" + text.translate(_BRACKETS_TO_SPACES) + b"]")
     except orjson.JSONDecodeError:
         return None  # not JSON numbers, an empty list, or an integer beyond 64 bits
     if math.prod(shape) != len(flat):
-        return None  # a comma with no number, or numbers with no comma between them
+        return None  # empty lists, a comma with no number, or numbers with no comma between
     values = np.array(flat, dtype=np.float64).reshape(shape)
     return NumericBody(head.group(1).decode(), values)
 
