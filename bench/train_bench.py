@@ -64,6 +64,7 @@ def main() -> None:
     p.add_argument("--data", default=f"idx:{SHARED_MNIST}")
     p.add_argument("--arch", default=TrainConfig.arch, choices=sorted(ARCHES))
     p.add_argument("--epochs", type=int, default=None, help="default: as `python -m train`")
+    p.add_argument("--members", type=int, default=TrainConfig.members, help="models averaged")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--lr-schedule", default=TrainConfig.lr_schedule, choices=("cosine", "plateau"))
     p.add_argument(
@@ -87,6 +88,7 @@ def main() -> None:
             data=args.data,
             arch=args.arch,
             epochs=args.epochs,
+            members=args.members,
             batch_size=args.batch_size,
             lr_schedule=args.lr_schedule,
             early_stopping_patience=args.patience,
@@ -102,11 +104,13 @@ def main() -> None:
         metrics = json.loads((version / "assets.extra" / "metrics.json").read_text())
 
     cores = len(os.sched_getaffinity(0))
+    each = metrics["member_test_accuracies"]
+    alone = f" (each model alone: {', '.join(f'{a:.2%}' for a in each)})" if len(each) > 1 else ""
     print(
         f"\n{args.arch}, {metrics['dataset']['source']}: {metrics['dataset']['train']} train / "
         f"{metrics['dataset']['validation']} validation / {metrics['dataset']['test']} test, "
         f"batch {args.batch_size}, {args.lr_schedule} LR, {cores} CPU cores\n"
-        f"  test accuracy     {metrics['test_accuracy']:.2%}\n"
+        f"  test accuracy     {metrics['test_accuracy']:.2%}{alone}\n"
         f"  epochs            {metrics['epochs']} of {metrics['config']['epochs'] or 'default'}\n"
         f"  seconds / epoch   {metrics['seconds_per_epoch']:.1f}\n"
         f"  training seconds  {metrics['training_seconds']:.0f}\n"

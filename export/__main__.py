@@ -22,7 +22,7 @@ def version_row(version: int, metrics: dict) -> tuple[str, ...]:
     return (
         str(version),
         metrics.get("created", "-").replace("T", " ").split("+")[0],
-        metrics.get("arch", "-"),
+        metrics.get("arch", "-") + (f" x{n}" if (n := metrics.get("members", 1)) > 1 else ""),
         dataset.get("source", "-"),
         str(dataset.get("train", "-")),
         str(metrics.get("epochs", "-")),

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from export.__main__ import main as export_main
 from train.__main__ import main as train_main
 from train.__main__ import parse_args
 from train.model import ARCHES, build
 from train.report import evaluate
-from train.run import bn_momentum_for, recalibrate_batch_norm
+from train.run import average, bn_momentum_for, recalibrate_batch_norm
 
 
 def signature_outputs(version_path, images):
@@ -34,6 +35,31 @@ def test_cli_run_reproduces_the_tiny_fixture(tiny_model_base, tmp_path, capsys):
     assert len(metrics["history"]["learning_rate"]) == metrics["epochs"] == 1
 
 
+def test_members_are_exported_as_one_model_averaging_them(tiny_model_base, tmp_path, capsys):
+    """--members 2: the first model is the one-model run's, bit for bit; the export averages it
+    with a second, different softmax."""
+    argv = ["--data", "sample", "--limit", "280", "--batch-size", "256", "--epochs", "1"]
+    argv += ["--members", "2", "--verbose", "0", "--model-base-path", str(tmp_path)]
+    assert train_main(argv) == 0
+    assert "test accuracy of each model alone: " in capsys.readouterr().out
+    images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    first = signature_outputs(tiny_model_base / "1", images)
+    averaged = signature_outputs(tmp_path / "1", images)
+    second = 2 * averaged - first
+    assert np.abs(second - first).max() > 1e-3
+    assert second.min() > -1e-6
+    np.testing.assert_allclose(second.sum(axis=1), 1, atol=1e-5)
+    metrics = json.loads((tmp_path / "1" / "assets.extra" / "metrics.json").read_text())
+    single = json.loads((tiny_model_base / "1" / "assets.extra" / "metrics.json").read_text())
+    assert metrics["members"] == 2 and len(metrics["member_test_accuracies"]) == 2
+    assert metrics["member_test_accuracies"][0] == single["test_accuracy"]
+    assert metrics["parameters"] == 2 * 437_546
+    # Two models of one epoch each: their curves one after the other.
+    assert len(metrics["history"]["learning_rate"]) == metrics["epochs"] == 2
+    assert export_main(["list", "--model-base-path", str(tmp_path)]) == 0
+    assert "canvas x2" in capsys.readouterr().out
+
+
 def test_cli_refuses_existing_version_before_training(tiny_model_base, capsys):
     argv = ["--data", "sample", "--model-base-path", str(tiny_model_base), "--version", "1"]
     assert train_main(argv) == 2
@@ -54,19 +80,19 @@ def test_parse_args_maps_every_flag(tmp_path):
         ["--data", "idx:/d", "--epochs", "3", "--batch-size", "64", "--seed", "7", "--limit",
          "900", "--model-base-path", str(tmp_path), "--version", "4", "--lr-schedule", "plateau",
          "--patience", "2", "--bn-momentum", "0.9", "--val-fraction", "0.2",
-         "--continental-forms", "60", "--lowres-forms", "90"]
+         "--continental-forms", "60", "--lowres-forms", "90", "--members", "3"]
     )  # fmt: skip
     assert (config.data, config.epochs, config.batch_size, config.seed) == ("idx:/d", 3, 64, 7)
     assert (config.limit, config.version, config.lr_schedule) == (900, 4, "plateau")
     assert (config.early_stopping_patience, config.bn_momentum) == (2, 0.9)
     assert config.val_fraction == 0.2 and config.model_base_path == tmp_path
-    assert (config.continental_forms, config.lowres_forms) == (60, 90)
+    assert (config.continental_forms, config.lowres_forms, config.members) == (60, 90, 3)
     assert parse_args([]).arch == "canvas"
 
 
 @pytest.mark.parametrize(
     "argv", [["--epochs", "0"], ["--limit", "1"], ["--version", "0"], ["--val-fraction", "1"],
-             ["--arch", "nope"], ["--batch-size", "x"]]
+             ["--arch", "nope"], ["--batch-size", "x"], ["--members", "0"]]
 )  # fmt: skip
 def test_parse_args_rejects_bad_values(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -132,6 +158,18 @@ def test_reference_arch():
     assert {layer.momentum for layer in model.layers if hasattr(layer, "moving_mean")} == {0.9}
     with pytest.raises(ValueError, match="unknown arch"):
         build("resnet")
+
+
+def test_average_is_the_mean_of_the_members_probabilities():
+    members = [build("canvas", seed=seed) for seed in (1, 2)]
+    model = average(members, "canvas")
+    images = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    outputs = [m(images, training=False).numpy() for m in members]
+    assert not np.allclose(outputs[0], outputs[1])  # two different models
+    averaged = model(images, training=False).numpy()
+    np.testing.assert_allclose(averaged, (outputs[0] + outputs[1]) / 2, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(averaged.sum(axis=1), 1, rtol=1e-6)
+    assert model.input_shape == (None, 28, 28, 1) and model.count_params() == 2 * 437_546
 
 
 def test_evaluate():

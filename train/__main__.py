@@ -31,7 +31,15 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "--epochs",
         type=int,
         default=defaults.epochs,
-        help="default: about 3,000 steps (16 on the IDX subset, 7 on full MNIST, with the forms)",
+        help="per model; default: about 3,000 steps (16 on the IDX subset, 7 on full MNIST, "
+        "with the forms)",
+    )
+    p.add_argument(
+        "--members",
+        type=int,
+        default=defaults.members,
+        metavar="N",
+        help="train N models (N times the time) and export them as one that averages them",
     )
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
@@ -98,7 +106,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="Keras progress: 1 bar, 2 one line per epoch, 0 silent",
     )
     args = p.parse_args(argv)
-    for name, low in (("epochs", 1), ("batch_size", 1), ("limit", 2), ("version", 1)):
+    lows = {"epochs": 1, "members": 1, "batch_size": 1, "limit": 2, "version": 1}
+    for name, low in lows.items():
         value = getattr(args, name)
         if value is not None and value < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low}")

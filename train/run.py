@@ -28,6 +28,12 @@ class TrainConfig:
     # the default forms, 16 epochs of the IDX subset, 7 of tfds' 60,000): a first model takes the
     # same time.
     epochs: int | None = None
+    # Models trained one after the other (seeds seed, seed+1, ...), each for `epochs`, and
+    # exported as one that averages their probabilities. Seeds disagree most on drawings unlike
+    # MNIST, and the average evens that out, at N times the training time and N times the model's
+    # work per image (bench/ACCURACY.md). Two trained for half the steps each did no better than
+    # one, so the default stays one model.
+    members: int = 1
     batch_size: int = 128
     learning_rate: float = 1e-3
     # "cosine": decay to 2% over the run (best for short runs); "plateau": halve when the
@@ -86,36 +92,21 @@ def recalibrate_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> 
     return len(layers)
 
 
-def run(config: TrainConfig) -> Path:
-    """Train, evaluate on the test split, export a new version; return the version's folder."""
+def train_member(
+    config: TrainConfig,
+    seed: int,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    val_ds,
+    epochs: int,
+    steps_per_epoch: int,
+    bn_momentum: float,
+):
+    """One model trained on the training split and its batch norm recalibrated: (model, the
+    history of its epochs)."""
     import keras
-    import tensorflow as tf
 
-    base_path = Path(config.model_base_path)
-    if config.version is not None and (base_path / str(config.version)).exists():
-        # Say so before training, not after.
-        raise VersionError(f"{base_path / str(config.version)} exists already; choose another")
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()  # same seed, same weights (CPU)
-
-    dataset = data.with_forms(
-        data.load(config.data), config.continental_forms, config.lowres_forms, config.seed
-    )
-    x_train, y_train, x_val, y_val = data.split_validation(
-        dataset.x_train, dataset.y_train, config.val_fraction, config.seed, config.limit
-    )
-    steps_per_epoch = -(-len(y_train) // config.batch_size)
-    epochs = config.epochs or max(1, round(DEFAULT_STEPS / steps_per_epoch))
-    bn_momentum = config.bn_momentum or bn_momentum_for(steps_per_epoch * epochs)
-    print(
-        f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
-        f"{len(dataset.y_test)} test; arch {config.arch}, {epochs} epochs of "
-        f"{steps_per_epoch} steps, batch norm momentum {bn_momentum:.3f}",
-        flush=True,
-    )
-
-    model = build(config.arch, bn_momentum=bn_momentum, seed=config.seed)
-    val_ds = data.make_dataset(x_val, y_val, 512) if len(y_val) else None
+    model = build(config.arch, bn_momentum=bn_momentum, seed=seed)
     monitor = "val_loss" if val_ds is not None else "loss"
     callbacks = [
         # Keras logs the rate only when it is a plain number; the curves plot wants it always.
@@ -149,8 +140,7 @@ def run(config: TrainConfig) -> Path:
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle_seed=config.seed)
-    started = time.perf_counter()
+    train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle_seed=seed)
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -159,21 +149,86 @@ def run(config: TrainConfig) -> Path:
         verbose=config.verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
-    train_seconds = time.perf_counter() - started
     # 4,096 images pin the statistics down to well under 1% and take seconds.
-    recalibrated = recalibrate_batch_norm(
-        model, data.to_model_input(x_train[:RECALIBRATION_IMAGES]).numpy()
+    recalibrate_batch_norm(model, data.to_model_input(x_train[:RECALIBRATION_IMAGES]).numpy())
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def average(members: list, arch: str):
+    """One model whose output is the mean of the members' probabilities (still a softmax)."""
+    import keras
+
+    inputs = keras.Input(members[0].input_shape[1:], name="image")
+    # The same layers under names of their own: a model's parts need unique names.
+    named = [keras.Model(m.input, m.output, name=f"{arch}_{i}") for i, m in enumerate(members, 1)]
+    outputs = keras.layers.Average(name="probabilities")([m(inputs) for m in named])
+    return keras.Model(inputs, outputs, name=f"{arch}_x{len(members)}")
+
+
+def run(config: TrainConfig) -> Path:
+    """Train, evaluate on the test split, export a new version; return the version's folder."""
+    import keras
+    import tensorflow as tf
+
+    base_path = Path(config.model_base_path)
+    if config.version is not None and (base_path / str(config.version)).exists():
+        # Say so before training, not after.
+        raise VersionError(f"{base_path / str(config.version)} exists already; choose another")
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()  # same seed, same weights (CPU)
+
+    dataset = data.with_forms(
+        data.load(config.data), config.continental_forms, config.lowres_forms, config.seed
     )
+    x_train, y_train, x_val, y_val = data.split_validation(
+        dataset.x_train, dataset.y_train, config.val_fraction, config.seed, config.limit
+    )
+    steps_per_epoch = -(-len(y_train) // config.batch_size)
+    epochs = config.epochs or max(1, round(DEFAULT_STEPS / steps_per_epoch))
+    bn_momentum = config.bn_momentum or bn_momentum_for(steps_per_epoch * epochs)
+    print(
+        f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
+        f"{len(dataset.y_test)} test; arch {config.arch}, "
+        + (f"{config.members} models of " if config.members > 1 else "")
+        + f"{epochs} epochs of {steps_per_epoch} steps, batch norm momentum {bn_momentum:.3f}",
+        flush=True,
+    )
+
+    val_ds = data.make_dataset(x_val, y_val, 512) if len(y_val) else None
+    members, histories = [], []
+    started = time.perf_counter()
+    for member in range(config.members):
+        seed = config.seed + member
+        if member:
+            keras.utils.set_random_seed(seed)  # the first member: as seeded above
+            print(f"model {member + 1} of {config.members} (seed {seed})", flush=True)
+        model, history = train_member(
+            config, seed, x_train, y_train, val_ds, epochs, steps_per_epoch, bn_momentum
+        )
+        members.append(model)
+        histories.append(history)
+    train_seconds = time.perf_counter() - started
+    model = members[0] if len(members) == 1 else average(members, config.arch)
 
     x_test = data.to_model_input(dataset.x_test).numpy()
     probabilities = model.predict(x_test, batch_size=512, verbose=0)
     results = report.evaluate(probabilities, dataset.y_test)
-    history_lists = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    # One model after the other, as they were trained: the curves start again at each member.
+    history_lists = {k: [v for h in histories for v in h[k]] for k in histories[0]}
     epochs_run = len(history_lists.get("loss", []))
+    member_accuracies = [results["test_accuracy"]]
+    if len(members) > 1:
+        member_accuracies = [
+            report.evaluate(m.predict(x_test, batch_size=512, verbose=0), dataset.y_test)
+            for m in members
+        ]
+        member_accuracies = [r["test_accuracy"] for r in member_accuracies]
 
     metrics = {
         **results,
         "arch": config.arch,
+        "members": config.members,
+        "member_test_accuracies": member_accuracies,
         "parameters": int(model.count_params()),
         "dataset": {
             "source": dataset.name,
@@ -185,7 +240,6 @@ def run(config: TrainConfig) -> Path:
         "training_seconds": round(train_seconds, 1),
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 1),
         "bn_momentum": bn_momentum,
-        "bn_recalibrated_layers": recalibrated,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "history": history_lists,
     }
@@ -206,6 +260,9 @@ def run(config: TrainConfig) -> Path:
         extras=write_plots,
     )
     assets = path / "assets.extra"
+    if len(members) > 1:
+        alone = ", ".join(f"{a:.2%}" for a in member_accuracies)
+        print(f"test accuracy of each model alone: {alone}", flush=True)
     print(
         f"test accuracy {results['test_accuracy']:.2%} on {len(dataset.y_test)} images; "
         f"trained {epochs_run} epochs in {train_seconds:.0f} s\n"
