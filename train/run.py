@@ -28,7 +28,7 @@ class TrainConfig:
     # the default forms, 16 epochs of the IDX subset, 7 of tfds' 60,000): a first model takes the
     # same time.
     epochs: int | None = None
-    # Models trained one after the other (seeds seed, seed+1, ...), each for `epochs`, and
+    # Models trained one after the other, each as the one-model run of seed, seed+1, ..., and
     # exported as one that averages their probabilities. Seeds disagree most on drawings unlike
     # MNIST, and the average evens that out, at N times the training time and N times the model's
     # work per image (bench/ACCURACY.md). Two trained for half the steps each did no better than
@@ -97,16 +97,17 @@ def train_member(
     seed: int,
     x_train: np.ndarray,
     y_train: np.ndarray,
-    val_ds,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
     epochs: int,
     steps_per_epoch: int,
     bn_momentum: float,
 ):
-    """One model trained on the training split and its batch norm recalibrated: (model, the
-    history of its epochs)."""
+    """One model trained on the training split: (model, the history of its epochs)."""
     import keras
 
     model = build(config.arch, bn_momentum=bn_momentum, seed=seed)
+    val_ds = data.make_dataset(x_val, y_val, 512) if len(y_val) else None
     monitor = "val_loss" if val_ds is not None else "loss"
     callbacks = [
         # Keras logs the rate only when it is a plain number; the curves plot wants it always.
@@ -149,8 +150,6 @@ def train_member(
         verbose=config.verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
-    # 4,096 images pin the statistics down to well under 1% and take seconds.
-    recalibrate_batch_norm(model, data.to_model_input(x_train[:RECALIBRATION_IMAGES]).numpy())
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
@@ -177,37 +176,40 @@ def run(config: TrainConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same weights (CPU)
 
-    dataset = data.with_forms(
-        data.load(config.data), config.continental_forms, config.lowres_forms, config.seed
-    )
-    x_train, y_train, x_val, y_val = data.split_validation(
-        dataset.x_train, dataset.y_train, config.val_fraction, config.seed, config.limit
-    )
-    steps_per_epoch = -(-len(y_train) // config.batch_size)
-    epochs = config.epochs or max(1, round(DEFAULT_STEPS / steps_per_epoch))
-    bn_momentum = config.bn_momentum or bn_momentum_for(steps_per_epoch * epochs)
-    print(
-        f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
-        f"{len(dataset.y_test)} test; arch {config.arch}, "
-        + (f"{config.members} models of " if config.members > 1 else "")
-        + f"{epochs} epochs of {steps_per_epoch} steps, batch norm momentum {bn_momentum:.3f}",
-        flush=True,
-    )
-
-    val_ds = data.make_dataset(x_val, y_val, 512) if len(y_val) else None
-    members, histories = [], []
-    started = time.perf_counter()
+    source = data.load(config.data)
+    members, histories, train_seconds = [], [], 0.0
     for member in range(config.members):
+        # Each model is the one-model run of its seed, bit for bit: its own drawn forms and
+        # validation split too, so that models differ as much as separate runs do.
         seed = config.seed + member
         if member:
-            keras.utils.set_random_seed(seed)  # the first member: as seeded above
-            print(f"model {member + 1} of {config.members} (seed {seed})", flush=True)
-        model, history = train_member(
-            config, seed, x_train, y_train, val_ds, epochs, steps_per_epoch, bn_momentum
+            keras.utils.set_random_seed(seed)
+            print(f"model {member + 1} of {config.members}: seed {seed}", flush=True)
+        dataset = data.with_forms(source, config.continental_forms, config.lowres_forms, seed)
+        x_train, y_train, x_val, y_val = data.split_validation(
+            dataset.x_train, dataset.y_train, config.val_fraction, seed, config.limit
         )
+        steps_per_epoch = -(-len(y_train) // config.batch_size)
+        epochs = config.epochs or max(1, round(DEFAULT_STEPS / steps_per_epoch))
+        bn_momentum = config.bn_momentum or bn_momentum_for(steps_per_epoch * epochs)
+        if not member:
+            print(
+                f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
+                f"{len(dataset.y_test)} test; arch {config.arch}, "
+                + (f"{config.members} models of " if config.members > 1 else "")
+                + f"{epochs} epochs of {steps_per_epoch} steps, "
+                f"batch norm momentum {bn_momentum:.3f}",
+                flush=True,
+            )
+        started = time.perf_counter()
+        model, history = train_member(
+            config, seed, x_train, y_train, x_val, y_val, epochs, steps_per_epoch, bn_momentum
+        )
+        train_seconds += time.perf_counter() - started
+        # 4,096 images pin the statistics down to well under 1% and take seconds.
+        recalibrate_batch_norm(model, data.to_model_input(x_train[:RECALIBRATION_IMAGES]).numpy())
         members.append(model)
         histories.append(history)
-    train_seconds = time.perf_counter() - started
     model = members[0] if len(members) == 1 else average(members, config.arch)
 
     x_test = data.to_model_input(dataset.x_test).numpy()
