@@ -7,6 +7,7 @@ users get.
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from export.saved_model import export_version
 from export.versions import VersionError
 from train import data, report
 from train.model import build
+
+if TYPE_CHECKING:
+    import keras
 
 RECALIBRATION_IMAGES = 4096
 DEFAULT_STEPS = 3000  # 16 epochs of the IDX subset with the forms
@@ -102,7 +106,7 @@ def train_member(
     epochs: int,
     steps_per_epoch: int,
     bn_momentum: float,
-):
+) -> tuple["keras.Model", dict[str, list[float]]]:
     """One model trained on the training split: (model, the history of its epochs)."""
     import keras
 
@@ -153,7 +157,7 @@ def train_member(
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def average(members: list, arch: str):
+def average(members: list["keras.Model"], arch: str) -> "keras.Model":
     """One model whose output is the mean of the members' probabilities (still a softmax)."""
     import keras
 
