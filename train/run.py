@@ -211,7 +211,9 @@ def run(config: TrainConfig) -> Path:
         )
         train_seconds += time.perf_counter() - started
         # 4,096 images pin the statistics down to well under 1% and take seconds.
-        recalibrate_batch_norm(model, data.to_model_input(x_train[:RECALIBRATION_IMAGES]).numpy())
+        recalibrated = recalibrate_batch_norm(
+            model, data.to_model_input(x_train[:RECALIBRATION_IMAGES]).numpy()
+        )
         members.append(model)
         histories.append(history)
     model = members[0] if len(members) == 1 else average(members, config.arch)
@@ -222,13 +224,13 @@ def run(config: TrainConfig) -> Path:
     # One model after the other, as they were trained: the curves start again at each member.
     history_lists = {k: [v for h in histories for v in h[k]] for k in histories[0]}
     epochs_run = len(history_lists.get("loss", []))
-    member_accuracies = [results["test_accuracy"]]
+    member_results = [results]
     if len(members) > 1:
-        member_accuracies = [
+        member_results = [
             report.evaluate(m.predict(x_test, batch_size=512, verbose=0), dataset.y_test)
             for m in members
         ]
-        member_accuracies = [r["test_accuracy"] for r in member_accuracies]
+    member_accuracies = [r["test_accuracy"] for r in member_results]
 
     metrics = {
         **results,
@@ -246,6 +248,7 @@ def run(config: TrainConfig) -> Path:
         "training_seconds": round(train_seconds, 1),
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 1),
         "bn_momentum": bn_momentum,
+        "bn_recalibrated_layers": recalibrated,  # in each model
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "history": history_lists,
     }
