@@ -20,6 +20,14 @@
 4. The model's own throughput in-process at batch 8 and 32 against batch 1, called as the server
    calls it (the graph call): the most any batching server can reach on this machine, its clients
    and JSON aside.
+5. That ceiling again, measured so that the machine's speed cannot tilt it: half-second rounds of
+   sequential HTTP requests (one client, batching off) alternating with half-second rounds of the
+   model alone at batch 32, and the ratio taken round by round. This machine's speed swings by up
+   to 2x within minutes; measured minutes apart, as in 3. and 4., the two rates can come from
+   different speeds.
+6. CPU time: the server's per request with 32 clients and batching on (from /proc: the whole
+   process, and its event loop thread, which does the HTTP and JSON), and the model's per image
+   at batch 32 in-process; from them, how many cores 5x the sequential rate would take.
 
 The clients are lean, as wrk or ab are: each connection sends a prepared request and reads the
 whole answer (status line, Content-Length, body) before its next one; one thread multiplexes all
@@ -34,6 +42,7 @@ accuracy).
 import argparse
 import http.client
 import json
+import os
 import selectors
 import socket
 import subprocess
@@ -48,6 +57,7 @@ import settings
 
 ROOT = settings.ROOT
 PATH = f"/v1/models/{settings.MODEL_NAME}:predict"
+SERVER_CPU: dict[str, float] = {}  # CPU seconds per request: the whole server, its event loop
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -181,8 +191,22 @@ def sequential(port: int, request: bytes, calls: list, images, n: int) -> list[l
     return times
 
 
-def throughput(port: int, request: bytes, clients: int, seconds: float) -> float:
-    """Requests per second with `clients` connections, each always waiting for one answer."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of a process so far, and of its main thread: in our server, the
+    event loop (HTTP, JSON); the model runs on other threads. Linux only."""
+
+    def read(path: str) -> float:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
+
+
+def throughput(
+    port: int, request: bytes, clients: int, seconds: float, server_pid: int | None = None
+) -> float:
+    """Requests per second with `clients` connections, each always waiting for one answer.
+    With server_pid, also the server's CPU per request while measured, in SERVER_CPU."""
     selector = selectors.DefaultSelector()
     for _ in range(clients):
         sock = connect(port)
@@ -191,8 +215,10 @@ def throughput(port: int, request: bytes, clients: int, seconds: float) -> float
     failures = []
     done, start = 0, time.perf_counter()
     measure_from, stop_at = start + 1.0, start + 1.0 + seconds  # 1 s to ramp up
-    counted = 0
+    counted, cpu_start = 0, None
     while (now := time.perf_counter()) < stop_at:
+        if server_pid is not None and cpu_start is None and now >= measure_from:
+            cpu_start = cpu_seconds(server_pid)
         for key, _ in selector.select(timeout=stop_at - now):
             sock, buffer = key.fileobj, key.data
             data = sock.recv(65536)
@@ -207,6 +233,9 @@ def throughput(port: int, request: bytes, clients: int, seconds: float) -> float
                 done += 1
                 sock.sendall(request)
     elapsed = time.perf_counter() - measure_from
+    if cpu_start is not None:
+        (total, loop), (total0, loop0) = cpu_seconds(server_pid), cpu_start
+        SERVER_CPU.update(total=(total - total0) / counted, loop=(loop - loop0) / counted)
     for key in list(selector.get_map().values()):
         key.fileobj.close()
     selector.close()
@@ -215,19 +244,45 @@ def throughput(port: int, request: bytes, clients: int, seconds: float) -> float
     return counted / elapsed
 
 
-def model_rates(call, batches: tuple[int, ...], seconds: float = 2.0) -> dict[int, float]:
-    """Images per second of `call` at each batch size."""
+def model_rates(
+    call, batches: tuple[int, ...], seconds: float = 2.0
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Images per second of `call` at each batch size, and the CPU seconds each image took."""
     rng = np.random.default_rng(1)
-    rates = {}
+    rates, cpu = {}, {}
     for batch in batches:
         images = rng.random((batch, 28, 28, 1), dtype=np.float32)
         call(images)
-        calls, start = 0, time.perf_counter()
+        calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - start < seconds:
             call(images)
             calls += 1
         rates[batch] = calls * batch / (time.perf_counter() - start)
-    return rates
+        cpu[batch] = (time.process_time() - cpu_start) / (calls * batch)
+    return rates, cpu
+
+
+def paired_ceiling(
+    port: int, request: bytes, graph, rounds: int = 10, seconds: float = 0.5
+) -> list[float]:
+    """Per round: the model's own batch-32 rate over the sequential HTTP rate, each measured for
+    `seconds`, one right after the other."""
+    images = np.random.default_rng(1).random((32, 28, 28, 1), dtype=np.float32)
+    sock, buffer = connect(port), bytearray()
+    ratios = []
+    for _ in range(rounds):
+        served, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            post(sock, request, buffer)
+            served += 1
+        http_rate = served / (time.perf_counter() - start)
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            graph(images)
+            calls += 1
+        ratios.append(calls * 32 / (time.perf_counter() - start) / http_rate)
+    sock.close()
+    return ratios
 
 
 def main() -> None:
@@ -276,14 +331,17 @@ def main() -> None:
                     f"  ({alternated_rate:.0f} req/s, alternating)"
                 )
             for clients in (1, 8, 32):
-                rate = throughput(port, request, clients, args.seconds)
+                pid = server.pid if batching and clients == 32 else None
+                rate = throughput(port, request, clients, args.seconds, pid)
                 results[(batching, clients)] = rate
                 print(f"{label}, {clients:2d} clients: {rate:7.1f} req/s")
+            if not batching:
+                paired = paired_ceiling(port, request, graph)
         finally:
             server.terminate()
             server.wait()
 
-    rates = model_rates(graph, (1, 8, 32))
+    rates, model_cpu = model_rates(graph, (1, 8, 32))
     print(
         "in-process model alone: "
         + ", ".join(f"batch {b} {r:.0f} img/s" for b, r in rates.items())
@@ -316,6 +374,21 @@ def main() -> None:
         f"ceiling: 5x needs {5 * seq_rate:.0f} req/s; the model alone does {rates[32]:.0f} img/s "
         f"at batch 32, so a server reaches about {rates[32] / seq_rate:.2f}x at most "
         "(HTTP, JSON and clients aside)"
+    )
+    print(
+        f"  the same, in {len(paired)} paired rounds at one speed each: median "
+        f"{np.median(paired):.2f}x (rounds: {min(paired):.2f}-{max(paired):.2f}x)"
+    )
+    # What 5x would cost in CPU at the costs measured here: the model's work per image at its
+    # most efficient (batch 32, in-process), plus what the server spends per request besides.
+    # Beyond the machine's cores, no tuning of batch size or timeout gets there.
+    loop, whole = SERVER_CPU["loop"], SERVER_CPU["total"]
+    need = 5 * seq_rate * (model_cpu[32] + loop)
+    print(
+        f"CPU, 32 clients, batching on: the server {whole * 1e3:.2f} ms a request, of which its "
+        f"event loop (HTTP, JSON) {loop * 1e3:.2f} ms; the model alone at batch 32 "
+        f"{model_cpu[32] * 1e3:.2f} ms an image. 5x would need {need:.2f} cores at these costs "
+        f"(this machine: {os.cpu_count()})"
     )
 
 
