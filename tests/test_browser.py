@@ -155,21 +155,31 @@ def test_drawn_number_is_recognised(page, tmp_path):
 
 
 def test_uploaded_scan_is_recognised(page):
+    draw(page, "1")
+    shown(prediction(page, "1"))
     # Black ink on white paper, as a scan or a photo of a page: a 7 and a 0, PNG.
     paper = np.full((300, 480, 3), 245, np.uint8)
     cv2.polylines(paper, [np.array([[40, 50], [180, 50], [95, 260]])], False, (20, 20, 20), 16)
     cv2.ellipse(paper, (340, 150), (70, 105), 0, 0, 360, (20, 20, 20), 16)
-    page.get_by_role("tab", name="Upload a photo").click()
+    page.get_by_role("radio", name="Upload a photo").click()
     upload = page.locator("input[type=file]")
     png = cv2.imencode(".png", paper)[1].tobytes()
     upload.set_input_files(files=[{"name": "scan.png", "mimeType": "image/png", "buffer": png}])
     shown(prediction(page, "70"))
+    assert prediction(page, "1").count() == 0  # the drawing's answer went with the canvas
 
     upload.set_input_files(
         files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}]
     )
     shown(page.get_by_text("notes.png is not an image that can be read"))
     assert page.get_by_text("Traceback").count() == 0
+
+    # Back to drawing: a blank canvas, not the earlier drawing's answer; and it draws again.
+    page.get_by_role("radio", name="Draw").click()
+    shown(page.get_by_text("Draw a digit in the black box."))
+    assert page.get_by_text(re.compile(r"^Prediction:")).count() == 0
+    draw(page, "7")
+    shown(prediction(page, "7"))
 
 
 def test_new_version_appears_in_the_selector(page, stack):
