@@ -117,7 +117,7 @@ def moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.sqrt(main / ink), np.stack([cx, cy], axis=1), angle
 
 
-def test_random_affine_rotates_shifts_and_zooms_within_its_ranges():
+def test_random_affine_rotates_shifts_zooms_and_stretches_within_its_ranges():
     from train.augment import RandomAffine
 
     bar = np.zeros((64, 28, 28, 1), np.float32)
@@ -145,6 +145,15 @@ def test_random_affine_rotates_shifts_and_zooms_within_its_ranges():
     ratio = length / length0
     assert 0.89 < ratio.min() < 0.95 and 1.05 < ratio.max() < 1.12
     np.testing.assert_allclose(centre, 13.5, atol=0.1)
+    length, centre, angle = apply(stretch=0.3)  # widths only: 1/1.3 to 1/0.7 as wide
+    ratio = length / length0
+    assert 0.75 < ratio.min() < 0.85 and 1.3 < ratio.max() < 1.45
+    np.testing.assert_allclose(centre, 13.5, atol=0.1)
+    np.testing.assert_allclose(angle, 0, atol=0.5)
+    standing = np.ascontiguousarray(bar.transpose(0, 2, 1, 3))  # the same bar, upright
+    layer = RandomAffine(0.0, 0.0, 0.0, stretch=0.3, seed=1)
+    height, _, _ = moments(np.asarray(layer(standing, training=True)))
+    np.testing.assert_allclose(height, length0, rtol=1e-3)  # heights stay
 
 
 def test_canvas_arch_is_the_reference_network_without_dropout():
