@@ -28,7 +28,7 @@
 6. CPU time: the server's per request with 32 clients and batching on (from /proc: the whole
    process, and its event loop thread, which does the HTTP and JSON), the clients' per request,
    and the model's per image at batch 32 in-process; from them, how many cores 5x the sequential
-   rate would take at the least (every batch full).
+   rate would take at the server's cost as measured, and at the least (every batch full).
 
 The clients are lean, as wrk or ab are: each connection sends a prepared request and reads the
 whole answer (status line, Content-Length, body) before its next one; one thread multiplexes all
@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,15 @@ def throughput(
     return counted / elapsed
 
 
+def repeat_for(work, seconds: float) -> tuple[int, float]:
+    """Call work() again and again for `seconds`: how many calls, in how many seconds."""
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        work()
+        calls += 1
+    return calls, time.perf_counter() - start
+
+
 def model_rates(
     call, batches: tuple[int, ...], seconds: float = 2.0
 ) -> tuple[dict[int, float], dict[int, float]]:
@@ -264,11 +274,9 @@ def model_rates(
     for batch in batches:
         images = rng.random((batch, 28, 28, 1), dtype=np.float32)
         call(images)
-        calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
-        while time.perf_counter() - start < seconds:
-            call(images)
-            calls += 1
-        rates[batch] = calls * batch / (time.perf_counter() - start)
+        cpu_start = time.process_time()
+        calls, elapsed = repeat_for(partial(call, images), seconds)
+        rates[batch] = calls * batch / elapsed
         cpu[batch] = (time.process_time() - cpu_start) / (calls * batch)
     return rates, cpu
 
@@ -280,18 +288,16 @@ def paired_ceiling(
     `seconds`, one right after the other."""
     images = np.random.default_rng(1).random((32, 28, 28, 1), dtype=np.float32)
     sock, buffer = connect(port), bytearray()
+
+    def ask() -> None:
+        if (status := post(sock, request, buffer)) != 200:
+            sys.exit(f"request failed: {status}")
+
     ratios = []
     for _ in range(rounds):
-        served, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            post(sock, request, buffer)
-            served += 1
-        http_rate = served / (time.perf_counter() - start)
-        calls, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            graph(images)
-            calls += 1
-        ratios.append(calls * 32 / (time.perf_counter() - start) / http_rate)
+        served, http_seconds = repeat_for(ask, seconds)
+        calls, model_seconds = repeat_for(partial(graph, images), seconds)
+        ratios.append((calls * 32 / model_seconds) / (served / http_seconds))
     sock.close()
     return ratios
 
