@@ -104,7 +104,7 @@ def test_metrics_json(tiny_version):
     assert metrics["dataset"]["source"] == "sample+600 continental+3000 lowres"
     assert metrics["dataset"]["train"] == 252 and metrics["dataset"]["validation"] == 28
     assert metrics["arch"] == "canvas"
-    assert metrics["parameters"] == 437_546
+    assert metrics["parameters"] == 421_146
     assert metrics["epochs"] == 1
     assert metrics["training_seconds"] > 0
     assert metrics["version"] == 1
@@ -124,7 +124,7 @@ def test_list_prints_a_table(tiny_model_base, capsys):
     header = next(i for i, line in enumerate(lines) if line.startswith("version"))
     assert "test acc" in lines[header]
     row = lines[header + 2].split()
-    assert row[0] == "1" and "canvas" in row and "437,546" in row
+    assert row[0] == "1" and "canvas" in row and "421,146" in row
 
 
 def test_list_missing_folder_is_one_line_error(tmp_path, capsys):
