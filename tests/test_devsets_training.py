@@ -156,12 +156,18 @@ def test_random_affine_rotates_shifts_zooms_and_stretches_within_its_ranges():
     np.testing.assert_allclose(height, length0, rtol=1e-3)  # heights stay
 
 
-def test_canvas_arch_is_the_reference_network_without_dropout():
+def test_canvas_arch_is_the_reference_network_without_dropout_and_a_narrower_first_block():
     from train.augment import canvas_augmentation
     from train.model import build_canvas, build_reference
 
     canvas, reference = build_canvas(seed=0), build_reference(seed=0)
-    assert canvas.count_params() == reference.count_params()
+
+    def filters(model):
+        return [layer.filters for layer in model.layers if hasattr(layer, "filters")]
+
+    assert filters(reference) == [32, 32, 64, 64, 128]
+    assert filters(canvas) == [16, 16, 64, 64, 128]  # the block at full resolution: a third less
+    assert (canvas.count_params(), reference.count_params()) == (421_146, 437_546)
 
     def kinds(model):
         return [type(layer).__name__ for layer in model.layers[2:]]  # after input, augmentation
