@@ -87,7 +87,7 @@ def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Mo
     The first block convolves every pixel of the 28x28 image; with 32 filters its second
     convolution alone took a quarter of a training step's CPU. With 16 the step costs about a
     third less (460 -> 300 ms of CPU for a batch of 128 here), so the default trains within 15
-    minutes on 2 cores, at the same accuracy on MNIST test and the dev sets (bench/ACCURACY.md).
+    minutes on 2 cores, as accurate within a seed's spread (bench/ACCURACY.md).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
     augmented = canvas_augmentation(seed)(inputs)
