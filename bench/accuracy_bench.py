@@ -41,9 +41,12 @@ class EvalSet:
 
 
 def load_mnist_test(folder: Path) -> EvalSet:
-    from train.data import load_idx
+    from train.data import DataError, load_idx
 
-    dataset = load_idx(folder)
+    try:
+        dataset = load_idx(folder)
+    except DataError as e:  # one line, as for a wrong model path, not a traceback
+        raise SystemExit(f"{e}; give the folder with --mnist DIR") from None
     images = dataset.x_test.astype(np.float32) / 255.0
     return EvalSet("mnist_test", images, dataset.y_test, np.ones(len(images), bool))
 

@@ -28,6 +28,11 @@ def test_version_folders_finds_numbered_versions_or_takes_one(tiny_model_base, t
         accuracy_bench.version_folders([tmp_path])
 
 
+def test_a_missing_mnist_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match=r"no such folder .*; give the folder with --mnist DIR"):
+        accuracy_bench.load_mnist_test(tmp_path / "nope")
+
+
 def test_evaluate_scores_each_set_with_the_exported_signature(tiny_model_base, capsys):
     folder = tiny_model_base / "1"
     sets = [
