@@ -3,6 +3,7 @@
 docker compose reads the same file, so the deployment, the local server and the client agree.
 """
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -28,6 +29,13 @@ CLIENT_PORT: int = int(_ENV["CLIENT_PORT"])
 MODEL_BASE_PATH: Path = ROOT / _ENV["MODELS_DIR"] / MODEL_NAME
 # The local server's address, which is also the client's default TF_SERVING_URL.
 DEFAULT_SERVING_URL: str = f"http://localhost:{REST_API_PORT}"
+
+
+def mnist_dir() -> Path | None:
+    """MNIST_DIR from the environment: a folder of the four MNIST IDX files, to train offline."""
+    value = os.environ.get("MNIST_DIR")
+    return Path(value).expanduser() if value else None
+
 
 # The browser that the browser tests and bench/client_bench.py drive: Debian's Chromium (never a
 # downloaded one), with the flags this machine needs (no sandbox or GPU, no background traffic).

@@ -1,7 +1,7 @@
 """Accuracy of exported model versions on MNIST test and on canvas-like dev sets.
 
     python -m bench.accuracy_bench                        # every version under models/mnist
-    python -m bench.accuracy_bench /work/runs/a /work/runs/b/3 --n 500
+    python -m bench.accuracy_bench runs/a runs/b/3 --n 500 --mnist DIR
     python -m bench.accuracy_bench models/mnist/3 models/mnist/4 --average   # and their mean
 
 Each path is a model base path (all its numeric versions) or one version folder. Dev set
@@ -25,7 +25,6 @@ from bench import devsets
 from client.preprocess import to_mnist
 from client.results import NOT_SURE_BELOW
 
-DEFAULT_MNIST_DIR = settings.ROOT.parent / "shared" / "mnist"
 CACHE_DIR = settings.ROOT / "runs" / "devsets-cache"
 THRESHOLDS = tuple(sorted({0.5, 0.6, 0.7, 0.8, 0.9, 0.95, NOT_SURE_BELOW}))
 # A canvas where to_mnist finds no ink gets this "prediction": always wrong, never confident.
@@ -197,7 +196,12 @@ def print_version(folder: Path, result: dict, thresholds: tuple[float, ...]) -> 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", type=Path, default=[settings.MODEL_BASE_PATH])
-    parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST_DIR, help="IDX folder")
+    parser.add_argument(
+        "--mnist",
+        type=Path,
+        default=settings.mnist_dir(),
+        help="folder of the four MNIST IDX files (default: $MNIST_DIR)",
+    )
     parser.add_argument("--n", type=int, default=1000, help="canvases per synthetic set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
@@ -207,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     folders = version_folders(args.paths)
+    if args.mnist is None:
+        raise SystemExit("no MNIST folder: give --mnist DIR or set MNIST_DIR")
     mnist = load_mnist_test(args.mnist)
     print("dev sets (bench/devsets.py -> client.preprocess.to_mnist):")
     sets = [mnist, *build_dev_sets(mnist, args.n, args.seed)]

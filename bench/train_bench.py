@@ -1,4 +1,4 @@
-"""Benchmark: train on ../shared/mnist and print accuracy and timings.
+"""Benchmark: train on the MNIST IDX files in $MNIST_DIR and print accuracy and timings.
 
     nice -n 10 python bench/train_bench.py                          # `python -m train`'s recipe
     nice -n 10 python bench/train_bench.py --arch reference --continental-forms 0 \
@@ -11,10 +11,9 @@ model.fit, validation_split, learning rate reduced on plateau) instead of throug
 both for a couple of epochs back to back and the seconds per epoch compare the two on the
 machine as it is now, whatever else it is doing.
 
-The reference figure to beat (a plain Keras script, batch 128, Adam, 15 epochs, learning rate
-reduced on plateau, 2 CPU cores): 99.21% test accuracy in 585 s. Training goes through the
-product's own code path (train.run), so the model measured is the model exported; it is written to
-a temporary folder unless --model-base-path is given.
+Every `python -m train` flag is accepted (train/config.py declares them). Training goes through
+the product's own code path (train.run), so the model measured is the model exported; it is
+written to a temporary folder unless --model-base-path is given.
 """
 
 import argparse
@@ -27,10 +26,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import settings  # noqa: E402
-from train.model import ARCHES  # noqa: E402
-from train.run import TrainConfig, run  # noqa: E402
-
-SHARED_MNIST = settings.ROOT.parent / "shared" / "mnist"
+from train.config import add_arguments, from_args  # noqa: E402
+from train.run import run  # noqa: E402
 
 
 def plain_keras(data: str, epochs: int, batch_size: int, seed: int) -> None:
@@ -61,43 +58,16 @@ def plain_keras(data: str, epochs: int, batch_size: int, seed: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=f"idx:{SHARED_MNIST}")
-    p.add_argument("--arch", default=TrainConfig.arch, choices=sorted(ARCHES))
-    p.add_argument("--epochs", type=int, default=None, help="default: as `python -m train`")
-    p.add_argument("--members", type=int, default=TrainConfig.members, help="models averaged")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--lr-schedule", default=TrainConfig.lr_schedule, choices=("cosine", "plateau"))
-    p.add_argument(
-        "--patience",
-        type=int,
-        default=TrainConfig.early_stopping_patience,
-        help="early-stopping patience in epochs (--lr-schedule plateau only)",
-    )
-    p.add_argument("--seed", type=int, default=TrainConfig.seed)
-    p.add_argument("--continental-forms", type=int, default=TrainConfig.continental_forms)
-    p.add_argument("--lowres-forms", type=int, default=TrainConfig.lowres_forms)
-    p.add_argument("--model-base-path", type=Path, default=None)
-    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    mnist = settings.mnist_dir()
+    add_arguments(p, data=f"idx:{mnist}" if mnist else "tfds", model_base_path=None, verbose=2)
     p.add_argument("--plain-keras", action="store_true", help="the reference's own training loop")
     args = p.parse_args()
     if args.plain_keras:
         return plain_keras(args.data, args.epochs or 15, args.batch_size, args.seed)
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(
-            data=args.data,
-            arch=args.arch,
-            epochs=args.epochs,
-            members=args.members,
-            batch_size=args.batch_size,
-            lr_schedule=args.lr_schedule,
-            early_stopping_patience=args.patience,
-            seed=args.seed,
-            continental_forms=args.continental_forms,
-            lowres_forms=args.lowres_forms,
-            model_base_path=args.model_base_path or Path(tmp) / "mnist",
-            verbose=args.verbose,
-        )
+        args.model_base_path = args.model_base_path or Path(tmp) / "mnist"
+        config = from_args(p, args)
         started = time.perf_counter()
         version = run(config)
         wall = time.perf_counter() - started
@@ -107,9 +77,9 @@ def main() -> None:
     each = metrics["member_test_accuracies"]
     alone = f" (each model alone: {', '.join(f'{a:.2%}' for a in each)})" if len(each) > 1 else ""
     print(
-        f"\n{args.arch}, {metrics['dataset']['source']}: {metrics['dataset']['train']} train / "
+        f"\n{config.arch}, {metrics['dataset']['source']}: {metrics['dataset']['train']} train / "
         f"{metrics['dataset']['validation']} validation / {metrics['dataset']['test']} test, "
-        f"batch {args.batch_size}, {args.lr_schedule} LR, {cores} CPU cores\n"
+        f"batch {config.batch_size}, {config.lr_schedule} LR, {cores} CPU cores\n"
         f"  test accuracy     {metrics['test_accuracy']:.2%}{alone}\n"
         f"  epochs            {metrics['epochs']} of {metrics['config']['epochs'] or 'default'}\n"
         f"  seconds / epoch   {metrics['seconds_per_epoch']:.1f}\n"

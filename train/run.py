@@ -5,59 +5,21 @@ users get.
 """
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-import settings
 from export.saved_model import export_version
 from export.versions import VersionError
 from train import data, report
+from train.config import DEFAULT_STEPS, TrainConfig
 from train.model import build
 
 if TYPE_CHECKING:
     import keras
 
 RECALIBRATION_IMAGES = 4096
-DEFAULT_STEPS = 3000  # 16 epochs of the IDX subset with the forms
-
-
-@dataclass
-class TrainConfig:
-    data: str = "tfds"  # "tfds", "sample" or "idx:DIR"
-    arch: str = "canvas"
-    # None: enough epochs for about DEFAULT_STEPS optimizer steps, whatever the data size (with
-    # the default forms, 16 epochs of the IDX subset, 7 of tfds' 60,000): a first model takes the
-    # same time.
-    epochs: int | None = None
-    # Models trained one after the other, each as the one-model run of seed, seed+1, ..., and
-    # exported as one that averages their probabilities. Seeds disagree most on drawings unlike
-    # MNIST, and the average evens that out, at N times the training time and N times the model's
-    # work per image (bench/ACCURACY.md). Two trained for half the steps each did no better than
-    # one, so the default stays one model.
-    members: int = 1
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    # "cosine": decay to 2% over the run (best for short runs); "plateau": halve when the
-    # validation loss stalls (the reference recipe).
-    lr_schedule: str = "cosine"
-    val_fraction: float = 0.1
-    seed: int = 42
-    limit: int | None = None  # use only this many training images (quick runs)
-    # BN momentum; None: chosen from the number of steps (see bn_momentum_for).
-    bn_momentum: float | None = None
-    early_stopping_patience: int = 4  # plateau schedule only
-    # Forms MNIST lacks, added to the training set: drawn continental 1s and 7s
-    # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py). On the
-    # IDX subset they lift continental 1s from 94% to 100% and fat solid-ink digits from 81% to
-    # 89%, at the same MNIST test accuracy (bench/ACCURACY.md). 0 and 0 is the reference recipe.
-    continental_forms: int = 600
-    lowres_forms: int = 3000
-    model_base_path: Path = field(default_factory=lambda: settings.MODEL_BASE_PATH)
-    version: int | None = None  # None: highest existing + 1
-    verbose: int = 1  # Keras fit verbosity: 1 progress bar, 2 a line per epoch, 0 silent
 
 
 def bn_momentum_for(total_steps: int) -> float:
@@ -249,7 +211,7 @@ def run(config: TrainConfig) -> Path:
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 1),
         "bn_momentum": bn_momentum,
         "bn_recalibrated_layers": recalibrated,  # in each model
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": config.as_dict(),
         "history": history_lists,
     }
 

