@@ -37,6 +37,7 @@ class EvalSet:
     images: np.ndarray  # (N, 28, 28) float32 0..1; zeros where to_mnist found no digit
     labels: np.ndarray  # (N,) int64
     found: np.ndarray  # (N,) bool: to_mnist returned a digit
+    writers: np.ndarray | None = None  # (N,) str: who wrote each digit, for sets of real writers
 
 
 def load_mnist_test(folder: Path) -> EvalSet:
@@ -50,20 +51,24 @@ def load_mnist_test(folder: Path) -> EvalSet:
     return EvalSet("mnist_test", images, dataset.y_test, np.ones(len(images), bool))
 
 
-def preprocess(name: str, samples) -> EvalSet:
+def preprocess(name: str, samples, writers: list[str] | None = None) -> EvalSet:
     images, labels, found = [], [], []
     for canvas, label in samples:
         digit = to_mnist(canvas)
         found.append(digit is not None)
         images.append(np.zeros((28, 28), np.float32) if digit is None else digit)
         labels.append(label)
-    return EvalSet(name, np.stack(images), np.array(labels, np.int64), np.array(found))
+    who = None if writers is None else np.array(writers)
+    return EvalSet(name, np.stack(images), np.array(labels, np.int64), np.array(found), who)
 
 
 def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
     """The dev sets, preprocessed; cached on disk, keyed by the code that makes them."""
+    from train import uji
+
     code = b"".join(
-        Path(m.__file__).read_bytes() for m in (devsets, __import__("client.preprocess").preprocess)
+        Path(m.__file__).read_bytes()
+        for m in (devsets, __import__("client.preprocess").preprocess, uji)
     )
     key = hashlib.sha256(code + f"{n}/{seed}".encode()).hexdigest()[:16]
     cache = CACHE_DIR / f"{key}.npz"
@@ -71,7 +76,13 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
         stored = np.load(cache)
         names = [str(s) for s in stored["names"]]
         return [
-            EvalSet(s, stored[f"{s}_images"], stored[f"{s}_labels"], stored[f"{s}_found"])
+            EvalSet(
+                s,
+                stored[f"{s}_images"],
+                stored[f"{s}_labels"],
+                stored[f"{s}_found"],
+                stored[f"{s}_writers"] if f"{s}_writers" in stored else None,
+            )
             for s in names
         ]
     # MNIST test digits for the redrawn styles, back to uint8 as the generators take them.
@@ -86,17 +97,21 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
             f"mnist_{style}": lambda style=style: devsets.redrawn_mnist(source, labels, style, seed)
             for style in devsets.STYLES
         },
+        "uji_dev": lambda: devsets.uji_dev(seed),
     }
+    writers = {"uji_dev": [d.writer for d in devsets.uji_dev_digits()]}
     sets = []
     for name, make in makers.items():
         started = time.perf_counter()
-        sets.append(preprocess(name, make()))
+        sets.append(preprocess(name, make(), writers.get(name)))
         print(f"  {name}: {len(sets[-1].labels)} canvases in {time.perf_counter() - started:.0f} s")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     arrays = {"names": np.array([s.name for s in sets])}
     for s in sets:
         arrays.update({f"{s.name}_images": s.images, f"{s.name}_labels": s.labels})
         arrays[f"{s.name}_found"] = s.found
+        if s.writers is not None:
+            arrays[f"{s.name}_writers"] = s.writers
     np.savez_compressed(cache, **arrays)
     return sets
 
@@ -140,7 +155,7 @@ def evaluate(folder: Path | None, sets: list[EvalSet], probabilities=None) -> di
     From the version in `folder`, or from given `probabilities` (all sets' images in order)."""
     if probabilities is None:
         probabilities = predict(folder, np.concatenate([s.images for s in sets]))
-    rows, dev_confidence, dev_correct = [], [], []
+    rows, dev_confidence, dev_correct, by_writer = [], [], [], {}
     start = 0
     for s in sets:
         p = probabilities[start : start + len(s.labels)]
@@ -149,6 +164,8 @@ def evaluate(folder: Path | None, sets: list[EvalSet], probabilities=None) -> di
         confidence = np.where(s.found, p.max(axis=1), 0.0)
         correct = predicted == s.labels
         rows.append((s.name, len(s.labels), correct.mean(), confusions(s.labels, predicted)))
+        if s.writers is not None:
+            by_writer[s.name] = writer_rows(s, predicted)
         if s.name != "mnist_test":
             dev_confidence.append(confidence)
             dev_correct.append(correct)
@@ -157,7 +174,19 @@ def evaluate(folder: Path | None, sets: list[EvalSet], probabilities=None) -> di
         "probabilities": probabilities,
         "confidence": np.concatenate(dev_confidence),
         "correct": np.concatenate(dev_correct),
+        "by_writer": by_writer,
     }
+
+
+def writer_rows(s: EvalSet, predicted: np.ndarray) -> list[tuple[str, int, float, str]]:
+    """(writer, digits, accuracy, mistakes) of each writer in the set, worst first."""
+    rows = []
+    for writer in sorted(set(s.writers)):
+        mine = s.writers == writer
+        correct = predicted[mine] == s.labels[mine]
+        rows.append((str(writer), int(mine.sum()), correct.mean(),
+                     confusions(s.labels[mine], predicted[mine], top=5)))  # fmt: skip
+    return sorted(rows, key=lambda row: (row[2], row[0]))
 
 
 def print_version(folder: Path, result: dict, thresholds: tuple[float, ...]) -> None:
@@ -174,6 +203,11 @@ def print_version(folder: Path, result: dict, thresholds: tuple[float, ...]) -> 
     print(f"{'set':<20} {'n':>6} {'accuracy':>9}  worst confusions (true->predicted)")
     for name, n, accuracy, worst in result["rows"]:
         print(f"{name:<20} {n:>6} {accuracy:>9.2%}  {worst}")
+    for name, writers in result.get("by_writer", {}).items():
+        lowest = writers[0][2]
+        print(f"{name} by writer: {len(writers)} writers, lowest {lowest:.2%}, worst first:")
+        for writer, n, accuracy, mistakes in writers:
+            print(f"  {writer:<18} {n:>6} {accuracy:>9.2%}  {mistakes}")
     confidence, correct = result["confidence"], result["correct"]
     print(
         f"not sure = top probability < t, on all dev set answers "
@@ -233,6 +267,10 @@ def main(argv: list[str] | None = None) -> None:
         for i, s in enumerate(sets):
             row = " ".join(f"{results[f]['rows'][i][2]:>18.2%}" for f in folders)
             print(f"{s.name:<20} {row}")
+            if s.writers is not None:
+                worst = [results[f]["by_writer"][s.name][0][2] for f in folders]
+                lowest = " ".join(f"{w:>18.2%}" for w in worst)
+                print(f"{'  lowest writer':<20} {lowest}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ thousand of them take 300 MB.
   jittered strokes with a round brush.
 - `redrawn_mnist`: MNIST digits' skeletons redrawn with a round brush in a given style: `thin`,
   `thick`, `slant` or `small_corner` (and `plain`, a normal brush, as a control).
+- `uji_dev`: the real pen strokes of the UJI dev writers (train/uji.py's DEV_WRITERS, never
+  trained on), each stroke drawn as the canvas draws it, at the size and pen width people use.
 """
 
 from collections.abc import Iterator
@@ -283,3 +285,29 @@ def redrawn_mnist(
     for i in range(count):
         rng = np.random.default_rng((seed, sorted(STYLES).index(style), i))
         yield to_rgba(redraw(images[i], style, rng)), int(labels[i])
+
+
+# --- real pen strokes: the UJI dev writers ---------------------------------------------------
+
+
+def uji_dev_digits() -> list:
+    """The dev writers' digits (train.uji.UjiDigit), in file order: writer by writer."""
+    from train import uji
+
+    return uji.split_writers(uji.read())[1]
+
+
+def uji_dev(seed: int = 0) -> Iterator[Sample]:
+    """The dev writers' digits on the canvas, as a person draws them in the app.
+
+    Their own shapes, slants and stroke order; only the canvas varies: 120-230 px tall anywhere
+    on it, with a pen of 10-32 px (the app's stroke slider starts at 22).
+    """
+    from train import uji
+
+    for i, digit in enumerate(uji_dev_digits()):
+        rng = np.random.default_rng((seed, 10, i))
+        size = rng.uniform(120, 230)
+        margin = size / 2 + 6
+        centre = (rng.uniform(margin, CANVAS - margin), rng.uniform(margin, CANVAS - margin))
+        yield uji.render(digit, size=size, pen=rng.uniform(10, 32), centre=centre), digit.digit

@@ -45,6 +45,7 @@ def all_generators(images, labels, n):
     yield "continental_7", devsets.continental_7(n=n)
     for style in devsets.STYLES:
         yield style, devsets.redrawn_mnist(images, labels, style, n=n)
+    yield "uji_dev", devsets.uji_dev()
 
 
 def test_every_set_is_canvas_shaped_and_deterministic(mnist_sample):
@@ -144,3 +145,12 @@ def test_unknown_style_is_refused(mnist_sample):
     images, labels = mnist_sample
     with pytest.raises(ValueError, match="unknown style"):
         next(devsets.redrawn_mnist(images, labels, "bold"))
+
+
+def test_uji_dev_draws_the_dev_writers_digits_in_order():
+    digits = devsets.uji_dev_digits()
+    samples = take(devsets.uji_dev(), 30)
+    assert [label for _, label in samples] == [d.digit for d in digits[:30]]
+    assert len(digits) == 260 and len({d.writer for d in digits}) == 13
+    sides = [max(b[1] - b[0], b[3] - b[2]) for b in (ink_box(c) for c, _ in samples)]
+    assert 120 <= min(sides) and max(sides) <= 230 + 32

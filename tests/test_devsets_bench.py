@@ -65,3 +65,23 @@ def test_given_probabilities_are_scored_as_a_versions_own(tiny_model_base):
     given = accuracy_bench.evaluate(None, sets, np.mean([alone["probabilities"]] * 2, axis=0))
     assert given["rows"] == alone["rows"]
     assert np.array_equal(given["confidence"], alone["confidence"])
+
+
+def test_uji_dev_is_scored_writer_by_writer(tiny_model_base, capsys):
+    digits = devsets.uji_dev_digits()[:40]  # the first two writers
+    s = accuracy_bench.preprocess(
+        "uji_dev", itertools.islice(devsets.uji_dev(), 40), [d.writer for d in digits]
+    )
+    result = accuracy_bench.evaluate(tiny_model_base / "1", [s])
+    writers = result["by_writer"]["uji_dev"]
+    assert sorted(w for w, *_ in writers) == sorted({d.writer for d in digits})
+    assert [n for _, n, *_ in writers] == [20, 20]
+    assert writers[0][2] <= writers[1][2]  # worst first
+    predicted = result["probabilities"].argmax(axis=1)
+    for writer, _, accuracy, _ in writers:
+        mine = s.writers == writer
+        assert accuracy == pytest.approx((predicted[mine] == s.labels[mine]).mean())
+    assert np.mean([a for _, _, a, _ in writers]) == pytest.approx(result["rows"][0][2])
+    accuracy_bench.print_version(tiny_model_base / "1", result, (0.9,))
+    out = capsys.readouterr().out
+    assert "uji_dev by writer: 2 writers, lowest" in out and writers[0][0] in out

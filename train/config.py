@@ -70,6 +70,12 @@ class TrainConfig:
         3000, "add N training digits seen through an 8x8 grid (fat, blocky strokes)",
         type=int, metavar="N",
     )  # fmt: skip
+    # Real pen strokes of the UJI training writers (train/uji.py; the dev writers never), each
+    # digit drawn many times with a random pen, size, slant and position.
+    uji_forms: int = option(
+        0, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
+        metavar="N",
+    )  # fmt: skip
     bn_momentum: float | None = option(
         None, "batch-norm momentum (default: chosen from the number of steps)", type=float
     )

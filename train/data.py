@@ -163,13 +163,15 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 
-def with_forms(dataset: Dataset, continental: int, lowres: int, seed: int) -> Dataset:
+def with_forms(dataset: Dataset, continental: int, lowres: int, seed: int, uji: int = 0) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
     continental: n drawn continental 1s and 7s (train/canvas_forms.py); MNIST has no 1 with a
     flag and foot and no crossed 7. lowres: n training digits seen through an 8x8 grid
-    (train/lowres_forms.py), the fat, blocky look of small scans and fat brushes.
+    (train/lowres_forms.py), the fat, blocky look of small scans and fat brushes. uji: n drawings
+    of real pen strokes by the UJI training writers (train/uji.py), European handwriting.
     """
+    from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
     from train.lowres_forms import lowres as lowres_forms
 
@@ -180,6 +182,9 @@ def with_forms(dataset: Dataset, continental: int, lowres: int, seed: int) -> Da
     if lowres > 0:
         x, y = lowres_forms(dataset.x_train, dataset.y_train, lowres, seed)
         name, xs, ys = f"{name}+{lowres} lowres", [*xs, x], [*ys, y]
+    if uji > 0:
+        x, y = uji_pen.training_forms(uji_pen.split_writers(uji_pen.read())[0], uji, seed)
+        name, xs, ys = f"{name}+{uji} uji", [*xs, x], [*ys, y]
     if len(xs) == 1:
         return dataset
     return Dataset(name, np.concatenate(xs), np.concatenate(ys), dataset.x_test, dataset.y_test)

@@ -1,0 +1,194 @@
+"""UJI Pen Characters v2 digits: real pen strokes, read from data/uji/, drawn as a canvas would.
+
+Writers from Spain wrote each digit twice on a tablet (data/uji/README.md: source, licence,
+format). `read()` returns them as typed records; `render()` draws one as the browser canvas sends
+a drawing: each stroke its own polyline with a round pen, on a 280x280 RGBA image with white ink
+and the coverage in alpha. `training_forms()` draws the training writers' digits many times, with
+random pens, sizes, slants and positions, as 28x28 MNIST-style training images.
+
+The writers in DEV_WRITERS never reach training: bench/devsets.py scores the model on them.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from train.canvas_forms import mnist_normalise
+
+UJI_FILE = Path(__file__).resolve().parent.parent / "data" / "uji" / "ujidigits.txt"
+CANVAS = 280  # the app's canvas, pixels a side
+
+# Kept out of training, the dev set: every other writer id in sorted order, starting with the
+# first. The ids are listed rather than derived so that the set stays the same if the data grows.
+# The file holds one writer of the UJI site (W01) and 24 of the UPV site, so the sites cannot be
+# balanced; W01 is in the dev set, which then holds 13 writers (260 digits), training 12 (240).
+DEV_WRITERS = frozenset(
+    f"trn_{w}"
+    for w in (
+        "UJI_W01", "UPV_W20", "UPV_W23", "UPV_W26", "UPV_W29", "UPV_W32", "UPV_W35",
+        "UPV_W38", "UPV_W41", "UPV_W50", "UPV_W53", "UPV_W56", "UPV_W59",
+    )
+)  # fmt: skip
+
+_WORD = re.compile(r"WORD (\d) (\S+)-(\d+)$")
+_NUMSTROKES = re.compile(r"NUMSTROKES (\d+)$")
+_POINTS = re.compile(r"POINTS (\d+) #((?: -?\d+)*)$")
+
+
+class UjiError(Exception):
+    """The UJI file cannot be read; the message says which line and why."""
+
+
+@dataclass(frozen=True)
+class UjiDigit:
+    digit: int
+    writer: str  # e.g. "trn_UPV_W23"
+    sample: int  # 1 or 2: each writer wrote each digit twice
+    # One (n, 2) float array of x, y per stroke (pen down to pen up), in hundredths of a
+    # millimetre, y growing downwards.
+    strokes: tuple[np.ndarray, ...]
+
+
+def read(path: Path = UJI_FILE) -> list[UjiDigit]:
+    """Every digit in a UJI file (Latin-1 text, the original database's format), in file order."""
+    try:
+        lines = path.read_text(encoding="latin-1").splitlines()
+    except OSError as e:
+        raise UjiError(f"{path}: cannot read ({e.strerror or e})") from e
+    digits: list[UjiDigit] = []
+    rows = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+    i = 0
+    while i < len(rows):
+        number, line = rows[i]
+        word = _WORD.match(line)
+        if not word:
+            raise UjiError(f"{path}:{number}: expected 'WORD <digit> <writer>-<sample>'")
+        if i + 1 >= len(rows) or not (count := _NUMSTROKES.match(rows[i + 1][1])):
+            raise UjiError(f"{path}:{number + 1}: expected 'NUMSTROKES <n>' after {line!r}")
+        n_strokes = int(count.group(1))
+        strokes = []
+        for number, line in rows[i + 2 : i + 2 + n_strokes]:
+            points = _POINTS.match(line)
+            if not points:
+                raise UjiError(f"{path}:{number}: expected 'POINTS <n> # x y x y ...'")
+            values = np.array(points.group(2).split(), np.float64)
+            if len(values) != 2 * int(points.group(1)) or not len(values):
+                raise UjiError(
+                    f"{path}:{number}: POINTS says {points.group(1)} points but "
+                    f"{len(values)} numbers follow"
+                )
+            strokes.append(values.reshape(-1, 2))
+        if len(strokes) != n_strokes or not n_strokes:
+            raise UjiError(f"{path}:{rows[i + 1][0]}: {n_strokes} strokes announced, "
+                           f"{len(strokes)} found")  # fmt: skip
+        digit, writer, sample = int(word.group(1)), word.group(2), int(word.group(3))
+        digits.append(UjiDigit(digit, writer, sample, tuple(strokes)))
+        i += 2 + n_strokes
+    return digits
+
+
+def split_writers(digits: list[UjiDigit]) -> tuple[list[UjiDigit], list[UjiDigit]]:
+    """(training digits, dev digits): the dev writers' digits never go to training."""
+    train = [d for d in digits if d.writer not in DEV_WRITERS]
+    return train, [d for d in digits if d.writer in DEV_WRITERS]
+
+
+def draw(
+    strokes: tuple[np.ndarray, ...],
+    size: float,
+    pen: float,
+    slant: float = 0.0,
+    angle: float = 0.0,
+    stretch: float = 1.0,
+    centre: tuple[float, float] = (CANVAS / 2, CANVAS / 2),
+    canvas: int = CANVAS,
+    supersample: int = 4,
+) -> np.ndarray:
+    """Ink coverage (canvas x canvas uint8) of the strokes drawn with a round pen.
+
+    The digit's longer side becomes `size` pixels, its box centred on `centre`; `pen` is the
+    pen's width in pixels. `slant` shears it (positive leans the top to the right), `angle`
+    (degrees) turns it and `stretch` scales its width. Each stroke is its own polyline with round
+    caps and joins, as the canvas draws a mouse stroke; a one-point stroke is a dot.
+    """
+    points = np.concatenate(strokes)
+    middle = (points.min(axis=0) + points.max(axis=0)) / 2
+    theta = np.deg2rad(angle)
+    # Shear, then turn, then widen: x' = stretch * R @ [[1, -slant], [0, 1]] @ (p - middle).
+    rotate = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    shape = np.diag([stretch, 1.0]) @ rotate @ np.array([[1.0, -slant], [0.0, 1.0]])
+    moved = [(s - middle) @ shape.T for s in strokes]
+    everything = np.concatenate(moved)
+    extent = np.ptp(everything, axis=0).max()
+    scale = size / max(extent, 1e-9)
+    k = supersample
+    big = np.zeros((canvas * k, canvas * k), np.uint8)
+    offset = np.array(centre) - (everything.min(axis=0) + everything.max(axis=0)) / 2 * scale
+    thickness = max(1, round(pen * k))
+    for stroke in moved:
+        fixed = np.round(((stroke * scale + offset) * k) * 16).astype(np.int32)  # 4 fraction bits
+        if len(np.unique(fixed, axis=0)) == 1:
+            cv2.circle(big, tuple(fixed[0]), thickness * 8, 255, -1, cv2.LINE_AA, shift=4)
+        else:
+            cv2.polylines(big, [fixed], False, 255, thickness, cv2.LINE_AA, shift=4)
+    if k == 1:
+        return big
+    return cv2.resize(big, (canvas, canvas), interpolation=cv2.INTER_AREA)
+
+
+def to_rgba(ink: np.ndarray) -> np.ndarray:
+    """Ink coverage as the canvas sends it: white RGB where there is ink, coverage in alpha."""
+    rgba = np.zeros((*ink.shape, 4), np.uint8)
+    rgba[..., :3] = np.where(ink[..., None] > 0, 255, 0)
+    rgba[..., 3] = ink
+    return rgba
+
+
+def render(digit: UjiDigit, **style) -> np.ndarray:
+    """The digit as the canvas sends it: 280x280x4 uint8 RGBA (`draw`'s keywords for style)."""
+    return to_rgba(draw(digit.strokes, **style))
+
+
+def random_style(rng: np.random.Generator) -> dict:
+    """A random way to draw a digit on the canvas: `draw`'s keywords.
+
+    Pens from a hairline to a marker relative to the digit (the app's stroke slider reaches
+    from 5 to 50 pixels), slants and turns beyond the writer's own, wider and narrower digits,
+    anywhere on the canvas.
+    """
+    size = rng.uniform(90, 240)
+    margin = size / 2 + 10
+    return {
+        "size": size,
+        "pen": size * rng.uniform(0.05, 0.2),
+        "slant": rng.uniform(-0.3, 0.3),
+        "angle": rng.normal(0, 6),
+        "stretch": np.exp(rng.uniform(np.log(0.75), np.log(1.3))),
+        "centre": (rng.uniform(margin, CANVAS - margin), rng.uniform(margin, CANVAS - margin)),
+    }
+
+
+def training_forms(digits: list[UjiDigit], n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n MNIST-style 28x28 drawings of `digits` (each in turn, each time in a random style).
+
+    Drawn at a quarter of the canvas's resolution with 2x supersampling: the 28x28 result is the
+    same to a grey level or two and costs a tenth as much.
+    """
+    images = np.zeros((n, 28, 28), np.uint8)
+    labels = np.zeros(n, np.int64)
+    for i in range(n):
+        rng = np.random.default_rng((seed, i))
+        digit = digits[i % len(digits)]
+        style = random_style(rng)
+        small = {
+            **style,
+            "size": style["size"] / 4,
+            "pen": style["pen"] / 4,
+            "centre": (CANVAS / 8, CANVAS / 8),
+        }
+        ink = draw(digit.strokes, canvas=CANVAS // 4, supersample=2, **small)
+        images[i], labels[i] = mnist_normalise(ink), digit.digit
+    return images, labels
