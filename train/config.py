@@ -64,8 +64,15 @@ class TrainConfig:
     # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py).
     # 0 and 0 is the reference recipe.
     continental_forms: int = option(
-        600, "add N drawn continental 1s and 7s to the training set", type=int, metavar="N"
+        600,
+        "add N drawn continental forms (--continental-digits) to the training set",
+        type=int,
+        metavar="N",
     )
+    continental_digits: str = option(
+        "17", "which continental forms, in turn: 1 (flag and foot), 7 (crossbar), 4 (open "
+        "top), 9 (straight stem)", metavar="DIGITS",
+    )  # fmt: skip
     lowres_forms: int = option(
         3000, "add N training digits seen through an 8x8 grid (fat, blocky strokes)",
         type=int, metavar="N",
@@ -121,6 +128,11 @@ def from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Trai
         low, value = spec.metadata["cli"].get("low"), getattr(args, spec.name)
         if low is not None and value is not None and value < low:
             parser.error(f"{flag_of(spec.name)} must be at least {low}")
+    from train.canvas_forms import FORMS
+
+    digits = args.continental_digits
+    if not digits or not set(digits) <= {str(d) for d in FORMS}:
+        parser.error(f"{flag_of('continental_digits')} takes digits of {''.join(map(str, FORMS))}")
     if not 0 <= args.val_fraction < 1:
         parser.error(f"{flag_of('val_fraction')} must be in [0, 1)")
     return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in fields(TrainConfig)})

@@ -163,13 +163,21 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 
-def with_forms(dataset: Dataset, continental: int, lowres: int, seed: int, uji: int = 0) -> Dataset:
+def with_forms(
+    dataset: Dataset,
+    continental: int,
+    lowres: int,
+    seed: int,
+    uji: int = 0,
+    continental_digits: str = "17",
+) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
-    continental: n drawn continental 1s and 7s (train/canvas_forms.py); MNIST has no 1 with a
-    flag and foot and no crossed 7. lowres: n training digits seen through an 8x8 grid
-    (train/lowres_forms.py), the fat, blocky look of small scans and fat brushes. uji: n drawings
-    of real pen strokes by the UJI training writers (train/uji.py), European handwriting.
+    continental: n drawn continental forms of `continental_digits` in turn
+    (train/canvas_forms.py); MNIST has no 1 with a flag and foot, no crossed 7, few open 4s.
+    lowres: n training digits seen through an 8x8 grid (train/lowres_forms.py), the fat, blocky
+    look of small scans and fat brushes. uji: n drawings of real pen strokes by the UJI training
+    writers (train/uji.py), European handwriting.
     """
     from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
@@ -177,7 +185,7 @@ def with_forms(dataset: Dataset, continental: int, lowres: int, seed: int, uji: 
 
     name, xs, ys = dataset.name, [dataset.x_train], [dataset.y_train]
     if continental > 0:
-        x, y = continental_forms(continental, seed)
+        x, y = continental_forms(continental, seed, tuple(map(int, continental_digits)))
         name, xs, ys = f"{name}+{continental} continental", [*xs, x], [*ys, y]
     if lowres > 0:
         x, y = lowres_forms(dataset.x_train, dataset.y_train, lowres, seed)
