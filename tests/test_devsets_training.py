@@ -51,6 +51,54 @@ def test_with_forms_adds_to_training_only():
     assert more.x_test is dataset.x_test
     assert "continental" in more.name and "lowres" in more.name
     assert with_forms(dataset, 0, 0, seed=0) is dataset
+    every = with_forms(dataset, 4, 0, 0, uji=3, continental_digits="49", redrawn=2)
+    assert list(every.y_train[5:9]) == [4, 9, 4, 9] and every.x_train.shape == (14, 28, 28)
+    assert set(every.y_train[12:]) <= set(y)
+    assert "3 uji" in every.name and "2 redrawn" in every.name
+
+
+def test_open_fours_leave_the_top_open_and_nines_have_a_straight_stem():
+    images, labels = continental(40, seed=0, digits=(4, 9))
+    assert list(labels) == [4, 9] * 20
+    for image, label in zip(images, labels, strict=True):
+        ink = image > 100
+        ys = np.nonzero(ink.any(axis=1))[0]
+        top, h = ys[0], ys[-1] - ys[0]
+        if label == 4:
+            # Near the top, the arm and the stem are two separate pieces of ink side by side.
+            row = ink[top + h // 8]
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+            assert len(edges) == 4  # two runs of ink
+            assert edges[2] - edges[1] >= 3  # wide apart: the top is open, not a closed corner
+        else:
+            # Below the loop one stem: a single narrow run in each row of the lower third.
+            for r in range(top + 7 * h // 10, top + 9 * h // 10):
+                cols = np.flatnonzero(ink[r])
+                assert len(cols) and np.ptp(cols) <= 6
+
+
+def test_redrawn_forms_keep_the_shape_with_an_even_round_pen():
+    from train.redrawn_forms import redrawn, skeleton
+
+    bar = np.zeros((20, 20), bool)
+    bar[4:16, 8:13] = True  # a 5 px wide bar thins to a line one pixel wide along its middle
+    lines = skeleton(bar)
+    assert lines[7:12, 10].all() and lines.sum() == lines[:, 10].sum() and lines.sum() >= 5
+    x = np.zeros((4, 28, 28), np.uint8)
+    x[:, 4:24, 12:17] = 255  # a 1 written with a 5 px stroke
+    x[:, 10:12, 8:13] = 120  # with a faint, thin flag
+    y = np.full(4, 1)
+    images, labels = redrawn(x, y, 30, seed=2)
+    again, _ = redrawn(x, y, 30, seed=2)
+    np.testing.assert_array_equal(images, again)
+    assert images.shape == (30, 28, 28) and list(labels) == [1] * 30
+    # The pen's width varies from image to image: a stroke's ink per row of its height.
+    widths = (images > 127).sum(axis=(1, 2)) / np.array(
+        [np.ptp(np.nonzero((im > 127).any(axis=1))[0]) + 1 for im in images]
+    )
+    assert widths.min() < 2 and widths.max() > 3.5
+    for image in images:
+        assert image.max() == 255 and np.ptp(np.nonzero(image)[0]) <= 21
 
 
 def test_lowres_forms_are_fat_blocky_mnist_style_and_deterministic():

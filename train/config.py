@@ -83,6 +83,10 @@ class TrainConfig:
         0, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
         metavar="N",
     )  # fmt: skip
+    redrawn_forms: int = option(
+        0, "add N training digits redrawn from their skeletons with a round pen (canvas-like)",
+        type=int, metavar="N",
+    )  # fmt: skip
     bn_momentum: float | None = option(
         None, "batch-norm momentum (default: chosen from the number of steps)", type=float
     )

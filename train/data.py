@@ -170,6 +170,7 @@ def with_forms(
     seed: int,
     uji: int = 0,
     continental_digits: str = "17",
+    redrawn: int = 0,
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
@@ -177,11 +178,13 @@ def with_forms(
     (train/canvas_forms.py); MNIST has no 1 with a flag and foot, no crossed 7, few open 4s.
     lowres: n training digits seen through an 8x8 grid (train/lowres_forms.py), the fat, blocky
     look of small scans and fat brushes. uji: n drawings of real pen strokes by the UJI training
-    writers (train/uji.py), European handwriting.
+    writers (train/uji.py), European handwriting. redrawn: n training digits redrawn from their
+    skeletons with a round pen (train/redrawn_forms.py), the even stroke of a canvas.
     """
     from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
     from train.lowres_forms import lowres as lowres_forms
+    from train.redrawn_forms import redrawn as redrawn_forms
 
     name, xs, ys = dataset.name, [dataset.x_train], [dataset.y_train]
     if continental > 0:
@@ -193,6 +196,9 @@ def with_forms(
     if uji > 0:
         x, y = uji_pen.training_forms(uji_pen.split_writers(uji_pen.read())[0], uji, seed)
         name, xs, ys = f"{name}+{uji} uji", [*xs, x], [*ys, y]
+    if redrawn > 0:
+        x, y = redrawn_forms(dataset.x_train, dataset.y_train, redrawn, seed)
+        name, xs, ys = f"{name}+{redrawn} redrawn", [*xs, x], [*ys, y]
     if len(xs) == 1:
         return dataset
     return Dataset(name, np.concatenate(xs), np.concatenate(ys), dataset.x_test, dataset.y_test)
