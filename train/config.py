@@ -87,6 +87,10 @@ class TrainConfig:
         0, "add N training digits redrawn from their skeletons with a round pen (canvas-like)",
         type=int, metavar="N",
     )  # fmt: skip
+    elastic: float = option(
+        0.0, "canvas arch: elastic distortion of up to this many pixels in training", type=float,
+        low=0.0,
+    )  # fmt: skip
     bn_momentum: float | None = option(
         None, "batch-norm momentum (default: chosen from the number of steps)", type=float
     )

@@ -76,7 +76,9 @@ def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras
     return keras.Model(inputs, outputs, name="reference")
 
 
-def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+def build_canvas(
+    bn_momentum: float = 0.99, seed: int | None = None, elastic: float = 0.0
+) -> keras.Model:
     """The reference's blocks with 16 filters in the first, without dropout, behind canvas-like
     augmentation (train/augment.py), with fused batch normalisation (421,146 parameters).
 
@@ -90,7 +92,7 @@ def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Mo
     minutes on 2 cores, as accurate within a seed's spread (bench/ACCURACY.md).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
-    augmented = canvas_augmentation(seed)(inputs)
+    augmented = canvas_augmentation(seed, elastic)(inputs)
     outputs = classifier(augmented, bn_momentum, seed, dropout=False, fused=True, first_filters=16)
     return keras.Model(inputs, outputs, name="canvas")
 
@@ -100,7 +102,13 @@ def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Mo
 ARCHES = {"reference": build_reference, "canvas": build_canvas}
 
 
-def build(arch: str, bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+def build(
+    arch: str, bn_momentum: float = 0.99, seed: int | None = None, elastic: float = 0.0
+) -> keras.Model:
+    """elastic: the canvas augmentation's elastic distortion, in pixels (0: none)."""
     if arch not in ARCHES:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHES)}")
-    return ARCHES[arch](bn_momentum=bn_momentum, seed=seed)
+    if elastic and arch != "canvas":
+        raise ValueError("elastic distortion is part of the canvas arch's augmentation")
+    extra = {"elastic": elastic} if elastic else {}
+    return ARCHES[arch](bn_momentum=bn_momentum, seed=seed, **extra)

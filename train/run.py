@@ -72,7 +72,7 @@ def train_member(
     """One model trained on the training split: (model, the history of its epochs)."""
     import keras
 
-    model = build(config.arch, bn_momentum=bn_momentum, seed=seed)
+    model = build(config.arch, bn_momentum=bn_momentum, seed=seed, elastic=config.elastic)
     val_ds = data.make_dataset(x_val, y_val, 512) if len(y_val) else None
     monitor = "val_loss" if val_ds is not None else "loss"
     callbacks = [
