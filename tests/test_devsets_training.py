@@ -55,6 +55,11 @@ def test_with_forms_adds_to_training_only():
     assert list(every.y_train[5:9]) == [4, 9, 4, 9] and every.x_train.shape == (14, 28, 28)
     assert set(every.y_train[12:]) <= set(y)
     assert "3 uji" in every.name and "2 redrawn" in every.name
+    # The 8x8-grid digits come from MNIST's (labels 0..4 here), or also from the drawn forms.
+    mnist_only = with_forms(dataset, 40, 60, 0, continental_digits="79")
+    assert set(mnist_only.y_train[45:]) <= set(y)
+    from_all = with_forms(dataset, 40, 60, 0, continental_digits="79", lowres_source="all")
+    assert {7, 9} <= set(from_all.y_train[45:]) and len(from_all.y_train) == 105
 
 
 def test_open_fours_leave_the_top_open_and_nines_have_a_straight_stem():

@@ -79,6 +79,10 @@ class TrainConfig:
     )  # fmt: skip
     # Real pen strokes of the UJI training writers (train/uji.py; the dev writers never), each
     # digit drawn many times with a random pen, size, slant and position.
+    lowres_source: str = option(
+        "mnist", "draw the 8x8-grid digits from MNIST's, or from all (with the drawn forms)",
+        choices=("mnist", "all"),
+    )  # fmt: skip
     uji_forms: int = option(
         0, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
         metavar="N",

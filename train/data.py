@@ -171,6 +171,7 @@ def with_forms(
     uji: int = 0,
     continental_digits: str = "17",
     redrawn: int = 0,
+    lowres_source: str = "mnist",
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
@@ -180,22 +181,35 @@ def with_forms(
     look of small scans and fat brushes. uji: n drawings of real pen strokes by the UJI training
     writers (train/uji.py), European handwriting. redrawn: n training digits redrawn from their
     skeletons with a round pen (train/redrawn_forms.py), the even stroke of a canvas.
+    lowres_source: "mnist" draws the 8x8-grid digits from MNIST's alone, "all" from the
+    continental and UJI forms too (open 4s and flagged 1s as a small scan shows them).
     """
     from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
     from train.lowres_forms import lowres as lowres_forms
     from train.redrawn_forms import redrawn as redrawn_forms
 
-    name, xs, ys = dataset.name, [dataset.x_train], [dataset.y_train]
+    if lowres_source not in ("mnist", "all"):
+        raise ValueError(f"lowres_source {lowres_source!r}: mnist or all")
+    parts = {}  # made first, concatenated in this order, so that each seed's set stays the same
     if continental > 0:
         x, y = continental_forms(continental, seed, tuple(map(int, continental_digits)))
-        name, xs, ys = f"{name}+{continental} continental", [*xs, x], [*ys, y]
-    if lowres > 0:
-        x, y = lowres_forms(dataset.x_train, dataset.y_train, lowres, seed)
-        name, xs, ys = f"{name}+{lowres} lowres", [*xs, x], [*ys, y]
+        parts["continental"] = (continental, x, y)
     if uji > 0:
         x, y = uji_pen.training_forms(uji_pen.split_writers(uji_pen.read())[0], uji, seed)
-        name, xs, ys = f"{name}+{uji} uji", [*xs, x], [*ys, y]
+        parts["uji"] = (uji, x, y)
+    if lowres > 0:
+        source_x, source_y = dataset.x_train, dataset.y_train
+        if lowres_source == "all":
+            source_x = np.concatenate([source_x, *(x for _, x, _ in parts.values())])
+            source_y = np.concatenate([source_y, *(y for _, _, y in parts.values())])
+        x, y = lowres_forms(source_x, source_y, lowres, seed)
+        parts["lowres"] = (lowres, x, y)
+    name, xs, ys = dataset.name, [dataset.x_train], [dataset.y_train]
+    for what in ("continental", "lowres", "uji"):
+        if what in parts:
+            n, x, y = parts[what]
+            name, xs, ys = f"{name}+{n} {what}", [*xs, x], [*ys, y]
     if redrawn > 0:
         x, y = redrawn_forms(dataset.x_train, dataset.y_train, redrawn, seed)
         name, xs, ys = f"{name}+{redrawn} redrawn", [*xs, x], [*ys, y]
