@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             source, config.continental_forms, config.lowres_forms, config.seed,
             uji=config.uji_forms, continental_digits=config.continental_digits,
             redrawn=config.redrawn_forms, lowres_source=config.lowres_source,
+            lowres_grey=config.lowres_grey,
         )  # fmt: skip
         forms.append(time.process_time() - started)
         keras.utils.set_random_seed(config.seed)

@@ -139,6 +139,15 @@ def test_lowres_forms_are_fat_blocky_mnist_style_and_deterministic():
     # that vary with the random cut level.
     ink = (images > 127).sum(axis=(1, 2)) / (x[0] > 127).sum()
     assert ink.min() > 1.1 and np.median(ink) > 1.3 and np.ptp(ink) > 0.4
+    # Kept in grey levels (a share of 1: all), strokes fade over several pixels instead of
+    # ending in a one-pixel antialiased edge; a share of 0 gives the cut forms above.
+    grey, _ = lowres(x, y, 40, seed=1, grey=1.0)
+    np.testing.assert_array_equal(lowres(x, y, 40, seed=1, grey=0.0)[0], images)
+
+    def faded(batch):
+        return ((batch > 20) & (batch < 200)).sum() / (batch >= 200).sum()
+
+    assert faded(grey) > 2 * faded(images)
 
 
 tf = pytest.importorskip("tensorflow")

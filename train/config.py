@@ -83,6 +83,10 @@ class TrainConfig:
         "mnist", "draw the 8x8-grid digits from MNIST's, or from all (with the drawn forms)",
         choices=("mnist", "all"),
     )  # fmt: skip
+    lowres_grey: float = option(
+        0.0, "share of the 8x8-grid digits kept in grey levels (blurry small scans), not cut "
+        "into ink", type=float, low=0.0,
+    )  # fmt: skip
     uji_forms: int = option(
         0, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
         metavar="N",

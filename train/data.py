@@ -172,6 +172,7 @@ def with_forms(
     continental_digits: str = "17",
     redrawn: int = 0,
     lowres_source: str = "mnist",
+    lowres_grey: float = 0.0,
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
@@ -182,7 +183,8 @@ def with_forms(
     writers (train/uji.py), European handwriting. redrawn: n training digits redrawn from their
     skeletons with a round pen (train/redrawn_forms.py), the even stroke of a canvas.
     lowres_source: "mnist" draws the 8x8-grid digits from MNIST's alone, "all" from the
-    continental and UJI forms too (open 4s and flagged 1s as a small scan shows them).
+    continental and UJI forms too (open 4s and flagged 1s as a small scan shows them);
+    lowres_grey: the share of them kept in the grid's grey levels (a blurry small scan).
     """
     from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
@@ -203,7 +205,7 @@ def with_forms(
         if lowres_source == "all":
             source_x = np.concatenate([source_x, *(x for _, x, _ in parts.values())])
             source_y = np.concatenate([source_y, *(y for _, _, y in parts.values())])
-        x, y = lowres_forms(source_x, source_y, lowres, seed)
+        x, y = lowres_forms(source_x, source_y, lowres, seed, grey=lowres_grey)
         parts["lowres"] = (lowres, x, y)
     name, xs, ys = dataset.name, [dataset.x_train], [dataset.y_train]
     for what in ("continental", "lowres", "uji"):

@@ -36,8 +36,14 @@ def _coarse(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.round(grid * 16) / 16  # 17 grey levels, as the 8x8 counts of 4x4 blocks
 
 
-def _render(grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _render(grid: np.ndarray, rng: np.random.Generator, grey: bool = False) -> np.ndarray:
     cells = np.pad(grid, 1)
+    if grey:
+        # A blurry small scan: the grid upscaled smoothly with its grey levels kept, a stroke
+        # fading at its edges; the faintest cells drop out as the client's ink threshold does.
+        big = cv2.resize(cells, (WORK * 10 // 8,) * 2, interpolation=cv2.INTER_LINEAR)
+        big = np.where(big < 0.125 * big.max(), 0.0, big)
+        return mnist_normalise((big / big.max() * 255).astype(np.uint8))
     big = cv2.resize(cells, (WORK * 10 // 8,) * 2, interpolation=cv2.INTER_CUBIC)
     big = cv2.GaussianBlur(big, (0, 0), WORK / rng.uniform(16, 32))
     # Relative to the brightest cell, so a thin digit's faint grid does not vanish.
@@ -46,12 +52,17 @@ def _render(grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return mnist_normalise((ink * 255).astype(np.uint8))
 
 
-def lowres(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n coarse-grid versions of randomly chosen digits of (x, y): uint8 (n, 28, 28) and labels."""
+def lowres(
+    x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, grey: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """n coarse-grid versions of randomly chosen digits of (x, y): uint8 (n, 28, 28) and labels.
+    A share `grey` of them keep the grid's grey levels instead of being cut into ink."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(y), size=n, replace=n > len(y))
     images = np.zeros((n, 28, 28), np.uint8)
     for i, j in enumerate(pick):
         r = np.random.default_rng((seed, int(j), i))
-        images[i] = _render(_coarse(x[j], r), r)
+        coarse = _coarse(x[j], r)
+        # With grey 0 nothing more is drawn: the same seed gives the same forms as before.
+        images[i] = _render(coarse, r, grey=grey > 0 and r.random() < grey)
     return images, y[pick].astype(np.int64)

@@ -155,6 +155,7 @@ def run(config: TrainConfig) -> Path:
             source, config.continental_forms, config.lowres_forms, seed, uji=config.uji_forms,
             continental_digits=config.continental_digits, redrawn=config.redrawn_forms,
             lowres_source=config.lowres_source,
+            lowres_grey=config.lowres_grey,
         )  # fmt: skip
         x_train, y_train, x_val, y_val = data.split_validation(
             dataset.x_train, dataset.y_train, config.val_fraction, seed, config.limit
