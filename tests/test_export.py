@@ -101,7 +101,7 @@ def test_metrics_json(tiny_version):
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["dataset"]["test"] == 1000
     # The default training set: the sample plus the drawn forms, named as such.
-    assert metrics["dataset"]["source"] == "sample+600 continental+3000 lowres"
+    assert metrics["dataset"]["source"] == "sample+600 continental+3000 lowres+2400 uji"
     assert metrics["dataset"]["train"] == 252 and metrics["dataset"]["validation"] == 28
     assert metrics["arch"] == "canvas"
     assert metrics["parameters"] == 421_146

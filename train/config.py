@@ -77,8 +77,6 @@ class TrainConfig:
         3000, "add N training digits seen through an 8x8 grid (fat, blocky strokes)",
         type=int, metavar="N",
     )  # fmt: skip
-    # Real pen strokes of the UJI training writers (train/uji.py; the dev writers never), each
-    # digit drawn many times with a random pen, size, slant and position.
     lowres_source: str = option(
         "mnist", "draw the 8x8-grid digits from MNIST's, or from all (with the drawn forms)",
         choices=("mnist", "all"),
@@ -87,8 +85,11 @@ class TrainConfig:
         0.0, "share of the 8x8-grid digits kept in grey levels (blurry small scans), not cut "
         "into ink", type=float, low=0.0,
     )  # fmt: skip
+    # Real pen strokes of the UJI training writers (train/uji.py; the dev writers never), each
+    # digit drawn many times with a random pen, size, slant and position: ten drawings of each of
+    # the 240 (bench/RESULTS.md: the dev writers' flagged 1s stop reading as 7).
     uji_forms: int = option(
-        0, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
+        2400, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
         metavar="N",
     )  # fmt: skip
     redrawn_forms: int = option(
