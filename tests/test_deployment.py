@@ -472,7 +472,7 @@ def test_compose_train_service_writes_where_serving_reads():
 
 
 def status_body(state: str) -> bytes:
-    """TF Serving's model status JSON (/work/shared/docs/tfserving-rest.md) for one version."""
+    """TF Serving's model status JSON (GET /v1/models/<name>) for one version."""
     status = {"version": "1", "state": state, "status": {"error_code": "OK", "error_message": ""}}
     return json.dumps({"model_version_status": [status]}, indent=1).encode()
 
