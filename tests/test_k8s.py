@@ -20,7 +20,14 @@ import pytest
 import requests
 import yaml
 from kubernetes_validate.utils import latest_version
-from kustomize_build import KustomizeError, build, containers, kustomization, load_yaml_documents
+from kustomize_build import (
+    KustomizeError,
+    build,
+    config_map_hash,
+    containers,
+    kustomization,
+    load_yaml_documents,
+)
 from tensorflow_serving.config import model_server_config_pb2
 from test_deployment import (  # noqa: F401 (fake_serving is a fixture)
     CONFIG_DIR,
@@ -158,6 +165,18 @@ def test_a_generator_reading_serving_itself_would_fail(tmp_path):
     if shutil.which("kubectl"):  # the real kustomize refuses it as well
         result = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True)
         assert result.returncode != 0 and b"is not in or below" in result.stderr
+
+
+def test_generated_names_get_kustomizes_hash():
+    """kustomize's own test vectors (api/hasher/hasher_test.go), and `kubectl kustomize` on a
+    one-file generator: the hashed names the Deployment refers to are the cluster's."""
+
+    def hashed(data: dict | None) -> str:
+        return config_map_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": data})
+
+    assert hashed(None) == "6ct58987ht"
+    assert hashed({"one": ""}) == "9g67k2htb6"
+    assert hashed({"a.txt": "hello\n"}) == "7bbhf79gm2"
 
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="no kubectl to compare with (optional)")
