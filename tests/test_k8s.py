@@ -10,6 +10,7 @@ commands the pods run (server, readiness probe, app) are run for real by /bin/sh
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import kubernetes_validate
 import pytest
 import requests
 import yaml
+from google.protobuf import text_format
 from kubernetes_validate.utils import latest_version
 from kustomize_build import (
     KustomizeError,
@@ -27,6 +29,7 @@ from kustomize_build import (
     containers,
     kustomization,
     load_yaml_documents,
+    split_image,
 )
 from tensorflow_serving.config import model_server_config_pb2
 from test_deployment import (  # noqa: F401 (fake_serving is a fixture)
@@ -101,8 +104,6 @@ def config_map_files(objects: dict, obj: dict, volume_name: str) -> dict[str, st
 
 
 def models_config(text: str) -> model_server_config_pb2.ModelServerConfig:
-    from google.protobuf import text_format
-
     return text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
 
 
@@ -249,7 +250,7 @@ def test_images_come_from_one_registry_and_tag():
     """Each `images:` entry renames an image the manifests use (one that matches nothing would
     silently leave an unpushable name in the cluster); ours share a registry and a tag."""
     manifests = [obj for path in K8S.glob("*.yaml") for obj in load_yaml_documents(path)]
-    used = {c["image"].split(":")[0] for obj in manifests if "kind" in obj for c in containers(obj)}
+    used = {split_image(c["image"])[0] for obj in manifests for c in containers(obj)}
     images = {image["name"]: image for image in kustomization(K8S)["images"]}
     assert set(images) <= used
     ours = [images["mnist-client"], images["mnist-train"]]
@@ -287,7 +288,7 @@ def test_serving_runs_the_dockerfiles_entrypoint(objects):
     ]
 
 
-def test_the_server_in_the_pod_gets_the_containers_flags_on_envs_ports(objects, tmp_path):
+def test_the_pods_server_gets_the_docker_containers_arguments(objects, tmp_path):
     """The pod's command, as kubelet expands it and /bin/sh runs it, with the ConfigMap's flags
     file: tensorflow_model_server gets what the Docker container gives it."""
     serving = container(only(objects, "Deployment", "serving"), "serving")
@@ -434,8 +435,6 @@ def test_readiness_fails_while_the_version_loads(objects, fake_serving):  # noqa
 
 
 def test_readiness_fails_when_nothing_listens(objects):
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
@@ -456,10 +455,17 @@ def cluster_config_server(tiny_model_base, tmp_path_factory):
     command = [sys.executable, "-m", "serving", "--models_root", str(root),
                "--rest_api_port", str(rest_port),
                *(f.replace(CONFIG_DIR, str(CONFIG_COPIES)) for f in flags)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = root.parent / "server.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{rest_port}"
+
+    def serving() -> bool:
+        assert process.poll() is None, f"the server stopped:\n{log.read_text()}"
+        return requests.get(url + STATUS_PATH, timeout=5).ok
+
     try:
-        wait_for(lambda: requests.get(url + STATUS_PATH, timeout=5).ok, 180, "the server")
+        wait_for(serving, 180, "the server")
         yield rest_port, url
     finally:
         process.kill()
