@@ -296,12 +296,28 @@ def serving_container_env() -> dict[str, str]:
     return compose()["services"]["serving"]["environment"]
 
 
+# The flags file the serving container's command reads (serving/model_server.flags, mounted).
+FLAGS_FILE = f"{CONFIG_DIR}/model_server.flags"
+
+
+def run_model_server_command(
+    command: list[str], env: dict[str, str], tmp_path: Path, flags_file: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run a serving container's command (exec form) with a stand-in tensorflow_model_server.
+
+    The command reads its flags from flags_file (default serving/model_server.flags) instead of
+    the container's /etc/tfserving; the flags themselves are left as the file has them.
+    """
+    flags_file = flags_file or SERVING / "model_server.flags"
+    assert sum(FLAGS_FILE in part for part in command) == 1, "the command reads no flags file"
+    command = [part.replace(FLAGS_FILE, str(flags_file)) for part in command]
+    return run_with_stand_in(command, "tensorflow_model_server", env, tmp_path)
+
+
 def model_server_argv(tmp_path: Path, extra: list[str] = ()) -> list[str]:
     """The arguments tensorflow_model_server gets in the serving container."""
     entrypoint = exec_form(SERVING / "Dockerfile", "ENTRYPOINT")
-    result = run_with_stand_in(
-        [*entrypoint, *extra], "tensorflow_model_server", serving_container_env(), tmp_path
-    )
+    result = run_model_server_command([*entrypoint, *extra], serving_container_env(), tmp_path)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -338,10 +354,10 @@ def test_model_server_flags(tmp_path):
 
 
 def test_make_run_gives_the_local_server_the_containers_flags(tmp_path):
-    """`make run` reads the flags from the Dockerfile: the local server runs as the container."""
+    """`make run` reads the container's flags file: the local server runs as the container."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from run import container_flags
+        from start_server_and_app import container_flags
     finally:
         sys.path.remove(str(ROOT / "scripts"))
     from serving.__main__ import parse_args
@@ -367,18 +383,32 @@ def test_model_server_takes_extra_flags_from_docker_run(tmp_path):
 def test_model_server_refuses_to_start_without_its_ports(tmp_path):
     entrypoint = exec_form(SERVING / "Dockerfile", "ENTRYPOINT")
     env = {k: v for k, v in serving_container_env().items() if k != "GRPC_PORT"}
-    result = run_with_stand_in(entrypoint, "tensorflow_model_server", env, tmp_path)
+    result = run_model_server_command(entrypoint, env, tmp_path)
     assert result.returncode != 0
     assert "GRPC_PORT" in result.stderr
     assert result.stdout == ""
 
 
-def test_serving_image_has_the_config_files_the_flags_name():
+def test_model_server_refuses_to_start_without_its_flags_file(tmp_path):
+    """Not a server on default flags: one that serves nothing, or no labels."""
+    entrypoint = exec_form(SERVING / "Dockerfile", "ENTRYPOINT")
+    missing = tmp_path / "model_server.flags"
+    result = run_model_server_command(entrypoint, serving_container_env(), tmp_path, missing)
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+    assert result.stdout == ""
+
+
+def test_serving_image_has_the_config_files_the_flags_name(tmp_path):
     (sources, destination), *others = copies(SERVING / "Dockerfile")
     assert not others
     assert destination.rstrip("/") == CONFIG_DIR
-    assert set(sources) == {"models.config", "monitoring.config", "batching.config"}
+    assert set(sources) == {
+        "models.config", "monitoring.config", "batching.config", "model_server.flags"
+    }  # fmt: skip
     assert all((SERVING / source).is_file() for source in sources)
+    named = [v for v in flag_values(model_server_argv(tmp_path)).values() if v.startswith("/")]
+    assert {f"{CONFIG_DIR}/{source}" for source in sources} == {*named, FLAGS_FILE}
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------
