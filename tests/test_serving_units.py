@@ -246,11 +246,45 @@ def test_batching_and_monitoring_text_protos(tmp_path):
         "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 3 }\n"
     )
     assert read_batching_parameters(batching) == BatchingParameters(8, 500, 3, 2)
+    batching.write_text("max_batch_size { value: 8 }")
+    assert read_batching_parameters(batching) == BatchingParameters(max_batch_size=8)
     monitoring = tmp_path / "monitoring.config"
     monitoring.write_text('prometheus_config {\n  enable: true,\n  path: "/metrics/x"\n}\n')
     assert read_prometheus_path(monitoring, "/default") == "/metrics/x"
+    monitoring.write_text("prometheus_config { enable: true }")
+    assert read_prometheus_path(monitoring, "/default") == "/default"
     monitoring.write_text("prometheus_config { enable: false }")
     assert read_prometheus_path(monitoring, "/default") is None
+    # Without a monitoring config TF Serving exports no metrics.
+    assert read_prometheus_path(None, "/default") is None
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("batching.config", "max_batch_sise { value: 8 }"),
+        ("batching.config", "max_batch_size: 8"),
+        ("batching.config", "max_batch_size { value: 8.5 }"),
+        ("monitoring.config", "prometheus_config { enabled: true }"),
+        ("monitoring.config", 'prometheus_config { enable: "yes" }'),
+    ],
+)
+def test_a_misspelt_or_mistyped_config_field_stops_the_server_from_starting(
+    tmp_path, caplog, name, text
+):
+    """As TF Serving's ParseProtoTextFile(): the file is refused and the server does not start."""
+    from serving.__main__ import main
+
+    config = tmp_path / name
+    config.write_text(text)
+    flag = "--batching_parameters_file" if name == "batching.config" else "--monitoring_config_file"
+    argv = ["--model_base_path", str(tmp_path), "--enable_batching", flag, str(config)]
+    with caplog.at_level("ERROR", logger="serving"):
+        assert main(argv) == 1
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage().startswith(
+        f"Failed to start server. Error: Invalid protobuf file: '{config}': 1:"
+    )
 
 
 # ------------------------------------------------------------------ batching and metrics
