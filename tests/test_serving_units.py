@@ -19,7 +19,7 @@ from serving.http_server import HttpServer, error_page
 from serving.json_tensor import COLUMNAR, ROW, TensorSpec
 from serving.metrics import Metrics
 from serving.status import ServingError
-from serving.versions import Manager, Servable
+from serving.versions import Manager, Servable, version_folders
 
 IMAGE = {"image": TensorSpec(np.dtype(np.float32), (-1, 2, 2, 1))}
 TEXT = {"text_bytes": TensorSpec(np.dtype(object), (-1,))}
@@ -452,6 +452,40 @@ def test_version_policies_and_non_numeric_folders(tmp_path, policy, expected):
     manager = Manager([ModelConfig("m", tmp_path, **policy)], loader=fake_loader())
     manager.poll()
     assert states(manager) == expected
+
+
+def test_version_folders_are_read_as_tf_serving_reads_them(tmp_path):
+    """file_system_storage_path_source.cc: a child whose name absl::SimpleAtoi() reads as a
+    number is a version, loaded from that very child."""
+    names = ["00000123", "7", "+8", " 9 ", "x12", "1e3", "12a", "-1", "99999999999999999999"]
+    make_versions(tmp_path, *names)
+    (tmp_path / "10").write_text("")  # TF Serving lists files too (and fails to load them)
+    assert version_folders(tmp_path) == {
+        123: tmp_path / "00000123",
+        7: tmp_path / "7",
+        8: tmp_path / "+8",
+        9: tmp_path / " 9 ",
+        10: tmp_path / "10",
+    }
+    assert version_folders(tmp_path / "missing") == {}
+
+
+def test_a_version_is_loaded_from_its_own_folder_leading_zeros_and_all(tmp_path, caplog):
+    loaded = {}
+
+    def loader(name, version, path, batching):
+        loaded[version] = path
+        return Servable(name, version, signatures={})
+
+    make_versions(tmp_path, "00000123", "0001", "001", "1")
+    manager = Manager([ModelConfig("m", tmp_path, policy="all")], loader=loader)
+    with caplog.at_level("WARNING", logger="serving"):
+        manager.poll()
+    assert loaded == {123: tmp_path / "00000123", 1: tmp_path / "1"}
+    assert states(manager) == {123: "AVAILABLE", 1: "AVAILABLE"}
+    assert manager.acquire("m", 123, None).version == 123
+    # As TF Serving: of the names of one version, the last in name order is loaded.
+    assert "Version 1 will be loaded from 1, 001 will be ignored." in caplog.text
 
 
 def test_old_version_unloads_only_after_its_in_flight_requests(tmp_path):
