@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from serving import json_tensor
+from serving import classify_regress, json_tensor
 from serving.batching import Batcher
 from serving.config import (
     BatchingParameters,
@@ -185,6 +185,200 @@ def test_the_fast_path_leaves_other_tensor_types_and_several_inputs_alone():
     assert numeric is not None
     assert json_tensor.numeric_inputs(numeric, {"x": TensorSpec(np.dtype(np.int64), None)}) is None
     assert json_tensor.numeric_inputs(numeric, {**FLOATS, "y": FLOATS["x"]}) is None
+
+
+# ------------------------------------------------------------------ classify / regress
+
+
+def examples(body: bytes) -> list:
+    """The request's examples as the signature receives them, parsed back into tf.Examples."""
+    from google.protobuf import text_format
+    from tensorflow.core.example import example_pb2
+
+    tensor = json_tensor.examples_from_json(json_tensor.parse_json(body))
+    assert tensor.dtype == object and tensor.ndim == 1
+    return [text_format.MessageToString(example_pb2.Example.FromString(t)) for t in tensor]
+
+
+def example(**features) -> str:
+    """A tf.Example in text format; each feature is (kind, values), kind None for none."""
+    from google.protobuf import text_format
+    from tensorflow.core.example import example_pb2
+
+    proto = example_pb2.Example()
+    for name, (kind, values) in features.items():
+        feature = proto.features.feature[name]
+        if kind is not None:
+            getattr(feature, kind).value.extend(values)
+    return text_format.MessageToString(proto)
+
+
+def test_examples_become_tf_examples_by_tf_servings_rules():
+    # json_tensor_test.cc RequestNoContext
+    body = b"""{"examples": [
+        {"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},
+        {"names": ["baz"], "ratings": 6.0}]}"""
+    assert examples(body) == [
+        example(
+            names=("bytes_list", [b"foo", b"bar"]),
+            ratings=("float_list", [8.0, 9.0]),
+            age=("int64_list", [20]),
+        ),
+        example(names=("bytes_list", [b"baz"]), ratings=("float_list", [6.0])),
+    ]
+    # RequestWithContextAndSignature: each example carries the context; its own features win.
+    body = b"""{"signature_name": "custom", "context": {"query": "pizza", "ratings": [1.0]},
+        "examples": [
+            {"names": ["baz", {"b64": "aGVsbG8="}], "ratings": 6.0, "intboolmix": [1, true, false]},
+            {"names": "bar", "ratings": [-Infinity, NaN]},
+            {"big": 18446744073709551616, "empty": []}]}"""
+    inf, nan = float("inf"), float("nan")
+    query = ("bytes_list", [b"pizza"])
+    assert examples(body) == [
+        example(
+            query=query,
+            ratings=("float_list", [6.0]),
+            names=("bytes_list", [b"baz", b"hello"]),
+            intboolmix=("int64_list", [1, 1, 0]),
+        ),
+        example(query=query, ratings=("float_list", [-inf, nan]), names=("bytes_list", [b"bar"])),
+        # Integers beyond 64 bits are doubles to rapidjson; an empty list is a feature of no kind.
+        example(
+            query=query,
+            ratings=("float_list", [1.0]),
+            big=("float_list", [2.0**64]),
+            empty=(None, []),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        # json_tensor_test.cc ClassifyRegressRequestTest.JsonErrors, whole messages.
+        (
+            b'{"signature_name": ["hello"], "examples": [{"names": ["foo"]}]}',
+            'JSON Value: {\n    "signature_name": [\n        "hello"\n    ],\n    "examples": '
+            '[\n        {\n            "names": [\n                "foo"\n            ]\n'
+            "        }\n    ]\n} not formatted correctly. 'signature_name' key must be a "
+            "string value.",
+        ),
+        (b'{"context": [{"names": ["foo"]}]}', "Example must be JSON object but got JSON Array"),
+        (
+            b'{"examples": {"names": "foo"}}',
+            'JSON Value: {\n    "examples": {\n        "names": "foo"\n    }\n} '
+            "Expecting 'examples' value to be an list/array",
+        ),
+        (b'{"examples": [[{"names": "foo"}]]}', "Example must be JSON object but got JSON Array"),
+        (
+            b'{"examples": [{"names": [10, null]}]}',
+            "Feature: names has element with unexpected JSON type: Null",
+        ),
+        (
+            b'{"examples": [{"names": [10, 10.0]}]}',
+            "Unexpected element type in feature: names expecting type: int64",
+        ),
+        (
+            b'{"examples": [{"names": [1.5, "x"]}]}',
+            "Unexpected element type in feature: names expecting type: float",
+        ),
+        (
+            b'{"examples": [{"names": [10, {"test": 10}]}]}',
+            "Feature: names has element with unexpected JSON type: Object",
+        ),
+        (
+            b'{"examples": [{"names": [[10], 20]}]}',
+            "Feature: names has element with unexpected JSON type: Array",
+        ),
+        (
+            b'{"examples": [{"names": [20, 18446744073709551603]}]}',
+            "Feature: names has uint64_t element. Only int64_t is supported.",
+        ),
+        (b'{"examples": [{"names": {"b64": "%%"}}]}', "Unable to base64 decode"),
+        (
+            b'{"instances": [1]}',
+            'JSON Value: {\n    "instances": [\n        1\n    ]\n} '
+            "When method is classify, key 'examples' is expected and was not found",
+        ),
+        (
+            b'{"examples": []}',
+            "JSON Value: {\n    \"examples\": []\n} 'examples' value is an empty array",
+        ),
+    ],
+)
+def test_bad_examples_get_tf_servings_messages(body, message):
+    def parse():
+        doc = json_tensor.parse_json(body)
+        json_tensor.signature_name(doc)
+        json_tensor.examples_from_json(doc)
+
+    assert error(parse) == ("INVALID_ARGUMENT", message)
+
+
+def test_classify_and_regress_results_are_shaped_and_written_as_tf_serving_does():
+    scores = np.array([[0.25, 0.75], [1.0, 0.0]], np.float32)
+    classes = np.array([[b"cat", b"dog"], [b"cat", b"dog"]], object)
+    body = classify_regress.results_json("classify", {"scores": scores, "classes": classes}, 2)
+    # PrettyWriter as MakeJsonFromClassificationResult() sets it: one line per example's list.
+    assert body == (
+        '{\n    "results": [[["cat", 0.25], ["dog", 0.75]], [["cat", 1.0], ["dog", 0.0]]\n    ]\n}'
+    )
+    only_classes = classify_regress.classifications({"classes": classes[:1]}, 1)
+    assert only_classes == [[(b"cat", 0.0), (b"dog", 0.0)]]
+    body = classify_regress.results_json(
+        "regress", {"outputs": np.array([[3.0], [3.5]], np.float32)}, 2
+    )
+    assert body == '{\n    "results": [3.0, 3.5]\n}'
+
+
+@pytest.mark.parametrize(
+    "api, outputs, message",
+    [
+        (
+            "classify",
+            {"scores": np.zeros(2, np.float32)},
+            "Expected Tensor shape: [batch_size num_classes] but got [2]",
+        ),
+        (
+            "classify",
+            {"scores": np.zeros((2, 1), np.float64)},
+            "Expected scores Tensor of DT_FLOAT. Got: DT_DOUBLE",
+        ),
+        (
+            "classify",
+            {"classes": np.zeros((2, 1), np.int64)},
+            "Expected classes Tensor of DT_STRING. Got: DT_INT64",
+        ),
+        (
+            "classify",
+            {"scores": np.zeros((3, 1), np.float32)},
+            "Expected scores output batch size of 2. Got: 3",
+        ),
+        (
+            "classify",
+            {"scores": np.zeros((2, 2), np.float32), "classes": np.full((2, 3), b"a", object)},
+            "Tensors class and score should match in dim_size(1). Got 3 vs. 2",
+        ),
+        (
+            "regress",
+            {"outputs": np.zeros((2, 2), np.float32)},
+            "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
+            "[2,2]",
+        ),
+        (
+            "regress",
+            {"outputs": np.zeros(3, np.float32)},
+            "Input batch size did not match output batch size: 2 vs. 3",
+        ),
+        (
+            "regress",
+            {"outputs": np.zeros(2, np.int64)},
+            "Expected output Tensor of DT_FLOAT.  Got: DT_INT64",
+        ),
+    ],
+)
+def test_classify_and_regress_outputs_tf_serving_refuses(api, outputs, message):
+    assert error(classify_regress.results_json, api, outputs, 2) == ("INVALID_ARGUMENT", message)
 
 
 # ------------------------------------------------------------------ response writing
