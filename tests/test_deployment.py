@@ -21,18 +21,14 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from google.protobuf import (
-    descriptor_pb2,
-    descriptor_pool,
-    message_factory,
-    text_format,
-    wrappers_pb2,
-)
+from google.protobuf import text_format
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from tensorflow_serving.config import model_server_config_pb2
 
 import settings
+from serving.config import read_text_proto
+from serving.config_protos import BatchingParameters, MonitoringConfig
 
 ROOT = settings.ROOT
 SERVING = ROOT / "serving"
@@ -61,69 +57,9 @@ MODEL_SERVER_FLAGS = {
 }  # fmt: skip
 
 
-# --- The protos TF Serving parses the config files into -------------------------------------
-
-
-def _config_protos() -> tuple[type, type]:
-    """MonitoringConfig and BatchingParameters message classes.
-
-    tensorflow-serving-api does not ship their Python modules, so they are built here from
-    tensorflow/serving's tensorflow_serving/config/monitoring_config.proto and
-    tensorflow_serving/servables/tensorflow/session_bundle_config.proto: the same package, field
-    names, numbers and types (BatchingParameters up to field 7; a config using a newer field must
-    add it here). Text format parsing needs nothing else.
-    """
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    file = descriptor_pb2.FileDescriptorProto(
-        name="tensorflow_serving_config_subset.proto",
-        package="tensorflow.serving",
-        syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )
-    field = descriptor_pb2.FieldDescriptorProto
-    int64_value, string_value = ".google.protobuf.Int64Value", ".google.protobuf.StringValue"
-
-    def message(name: str, fields: list[tuple[str, int, int, str]]) -> None:
-        proto = file.message_type.add(name=name)
-        for field_name, number, field_type, type_name in fields:
-            repeated = field_name == "allowed_batch_sizes"
-            added = proto.field.add(name=field_name, number=number, type=field_type)
-            added.label = field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL
-            if type_name:
-                added.type_name = type_name
-
-    message(
-        "PrometheusConfig",
-        [("enable", 1, field.TYPE_BOOL, ""), ("path", 2, field.TYPE_STRING, "")],
-    )
-    message(
-        "MonitoringConfig",
-        [("prometheus_config", 1, field.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig")],
-    )
-    message(
-        "BatchingParameters",
-        [
-            ("max_batch_size", 1, field.TYPE_MESSAGE, int64_value),
-            ("batch_timeout_micros", 2, field.TYPE_MESSAGE, int64_value),
-            ("max_enqueued_batches", 3, field.TYPE_MESSAGE, int64_value),
-            ("num_batch_threads", 4, field.TYPE_MESSAGE, int64_value),
-            ("thread_pool_name", 5, field.TYPE_MESSAGE, string_value),
-            ("allowed_batch_sizes", 6, field.TYPE_INT64, ""),
-            ("pad_variable_length_inputs", 7, field.TYPE_BOOL, ""),
-        ],
-    )
-    pool.Add(file)
-    monitoring = pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
-    batching = pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
-    return message_factory.GetMessageClass(monitoring), message_factory.GetMessageClass(batching)
-
-
-MonitoringConfig, BatchingParameters = _config_protos()
-
-
 def parse_config(path: Path, message_class: type):
-    return text_format.Parse(path.read_text(), message_class())
+    """The file as the local server reads it, into the message TF Serving reads it into."""
+    return read_text_proto(path, message_class)
 
 
 # --- Reading .env, compose and Dockerfiles as their tools do --------------------------------
@@ -269,7 +205,8 @@ def test_batching_config_sets_every_scheduler_parameter():
     ],
 )
 def test_config_protos_reject_what_tf_serving_would_reject(text, message_class):
-    """The stand-in protos are as strict as TF Serving: misspelt or mistyped fields fail."""
+    """The mirrored protos (serving/config_protos.py) are as strict as TF Serving: misspelt or
+    mistyped fields fail."""
     classes = {"BatchingParameters": BatchingParameters, "MonitoringConfig": MonitoringConfig}
     with pytest.raises(text_format.ParseError):
         text_format.Parse(text, classes[message_class]())
@@ -502,7 +439,7 @@ def test_compose_train_service_writes_where_serving_reads():
 
 
 def status_body(state: str) -> bytes:
-    """TF Serving's model status JSON (GET /v1/models/<name>) for one version."""
+    """TF Serving's model status JSON (GET /v1/models/<name>, docs/rest-api.md) for one version."""
     status = {"version": "1", "state": state, "status": {"error_code": "OK", "error_message": ""}}
     return json.dumps({"model_version_status": [status]}, indent=1).encode()
 
