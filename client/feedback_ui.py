@@ -11,6 +11,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 from PIL import Image
 
@@ -182,8 +183,8 @@ def drawings_page() -> None:
 
     st.subheader(f"{plural(count, 'drawing')}, {plural(len(found.labels), 'digit')}")
     counts = np.bincount(found.labels, minlength=10)
-    st.dataframe({"digit": ["drawn"], **{str(d): [int(counts[d])] for d in range(10)}},
-                 hide_index=True)  # fmt: skip
+    # st.table: a plain HTML table, for a few rows (a dataframe is a canvas widget).
+    st.table(pd.DataFrame([counts], index=["digits"], columns=[str(d) for d in range(10)]))
 
     st.subheader("How each loaded version reads them")
     with st.expander("Model server"):
@@ -193,7 +194,7 @@ def drawings_page() -> None:
     if error:
         st.warning(error)
     elif rows:
-        st.dataframe(rows, hide_index=True)
+        st.table(pd.DataFrame(rows).set_index("version"))
     else:
         st.info("The server has no version loaded.")
 
