@@ -452,6 +452,21 @@ def test_compose_client_service():
     assert client["depends_on"] == {"serving": {"condition": "service_healthy"}}
 
 
+def test_the_feedback_store_is_in_a_volume_the_client_writes_and_train_reads():
+    """.env's FEEDBACK_DB is a path under the repo root, /app in the images: its folder is a
+    named volume in the client (which the image makes, owned by its user) and in train."""
+    spec = compose()
+    folder = (ROOT / read_dotenv()["FEEDBACK_DB"]).parent.relative_to(ROOT)
+    mount = f"feedback-data:/app/{folder}"
+    assert mount in spec["services"]["client"]["volumes"]
+    assert mount in spec["services"]["train"]["volumes"]
+    assert "feedback-data" in spec["volumes"]
+    run = " ".join(arguments for name, arguments in dockerfile(ROOT / "client" / "Dockerfile")
+                   if name == "RUN")  # fmt: skip
+    assert f"mkdir {folder} && chown app {folder}" in run
+    assert instruction(ROOT / "client" / "Dockerfile", "WORKDIR") == "/app"
+
+
 def test_compose_train_service_writes_where_serving_reads():
     spec = compose()
     train = spec["services"]["train"]
@@ -462,7 +477,7 @@ def test_compose_train_service_writes_where_serving_reads():
     base_path = config.model_config_list.config[0].base_path
     assert train["command"] == ["--data", "tfds", "--model-base-path", base_path]
     # tfds downloads into a named volume, at the path the image tells tfds to use.
-    (cache,) = [v for v in train["volumes"] if not v.startswith(".")]
+    (cache,) = [v for v in train["volumes"] if v.startswith("tfds-cache:")]
     volume, target = cache.split(":")
     assert volume in spec["volumes"]
     train_env = instruction(ROOT / "train" / "Dockerfile", "ENV")
@@ -589,13 +604,17 @@ def imported_modules(folders: list[str]) -> set[str]:
     return imported - set(sys.stdlib_module_names)
 
 
-FIRST_PARTY = {"client", "train", "export", "serving", "settings"}
+FIRST_PARTY = {"client", "train", "export", "serving", "settings", "feedback"}
 IMAGES = {
     # image: (folders it runs, first-party modules it copies, what it installs)
-    "client": (["client"], {"client", "settings"}, {"requirements-client.txt": True}),
+    "client": (
+        ["client", "feedback"],
+        {"client", "feedback", "settings"},
+        {"requirements-client.txt": True},
+    ),
     "train": (
         ["train", "export"],
-        {"train", "export", "settings"},
+        {"train", "export", "feedback", "settings"},
         {"requirements.txt": True, "requirements-nodeps.txt": False},
     ),
 }
@@ -616,7 +635,7 @@ def test_images_have_every_package_their_code_imports(image):
 
 
 def test_client_image_has_no_tensorflow():
-    assert "tensorflow" not in imported_modules(["client"])
+    assert "tensorflow" not in imported_modules(["client", "feedback"])
     installed = installed_with("requirements-client.txt")
     assert not {"tensorflow", "tensorflow-cpu", "keras"} & installed
 
