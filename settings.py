@@ -9,7 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 
 
-def _read_env(path: Path) -> dict[str, str]:
+def read_env(path: Path = ROOT / ".env") -> dict[str, str]:
+    """The KEY=VALUE lines of a .env file (the repository's by default): blank lines and lines
+    starting with # skipped, spaces around key and value dropped, everything after the first =
+    the value. The one reader of .env in Python (docker compose and make read it themselves)."""
     values = {}
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -19,7 +22,7 @@ def _read_env(path: Path) -> dict[str, str]:
     return values
 
 
-_ENV = _read_env(ROOT / ".env")
+_ENV = read_env()
 
 MODEL_NAME: str = _ENV["MODEL_NAME"]
 REST_API_PORT: int = int(_ENV["REST_API_PORT"])

@@ -12,7 +12,7 @@ servable version label". The client probes the labels this product uses (`LABELS
 Which version answered: a REST predict answer does not name its version. Just after it the
 client asks the same path's metadata (`answered_by`), whose `model_spec.version` is the version
 that path resolves to (the newest loaded one for "latest"); the page shows the answer first.
-Asked at the same time as the predict, it slowed the predict by about 12 ms. A version swap
+Asked at the same time as the predict, it slowed the predict down. A version swap
 between the two requests could make that stale; `Prediction.version_source` says how the number
 was found.
 """
@@ -181,8 +181,8 @@ _local = threading.local()
 
 
 def _session() -> requests.Session:
-    """This thread's session: its connections stay open between requests (a new one costs about
-    a millisecond), and a Session is not shared between threads (Streamlit runs each page's
+    """This thread's session: its connections stay open between requests (a new one is a TCP
+    handshake every time), and a Session is not shared between threads (Streamlit runs each page's
     script on a thread of its own)."""
     if not hasattr(_local, "session"):
         _local.session = requests.Session()

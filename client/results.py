@@ -3,9 +3,9 @@
 import numpy as np
 
 # Below this top probability the page says "not sure" next to the digit. Chosen from the dev sets
-# (bench/ACCURACY.md, `python -m bench.accuracy_bench`) with the default model: at 0.9 about two
-# thirds of the wrong answers are flagged for one right answer in twenty, and answers shown as sure
-# are right 98.8-98.9% of the time (three seeds); at 0.7 under 40% of the wrong ones are.
+# (`python -m bench.accuracy_bench`, bench/RESULTS.md) with the default model: at 0.9 about two
+# thirds of the wrong answers are flagged for one right answer in twenty; lower thresholds leave
+# most wrong answers unflagged, higher ones flag too many right ones.
 NOT_SURE_BELOW = 0.9
 
 

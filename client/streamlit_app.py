@@ -29,8 +29,8 @@ STATE_WORDS = {
     "UNLOADING": " (unloading)",
     "END": " (unloaded)",
 }
-# An answer is one HTML element: it shows at once (Vega-Lite charts took 30-100 ms to build in
-# the script and as long again to draw, on every stroke), and it replaces the previous answer in
+# An answer is one HTML element: it shows at once (Vega-Lite charts were slow to build in the
+# script and as slow again to draw, on every stroke), and it replaces the previous answer in
 # place. Colours are translucent or inherited, so the light and the dark theme both read well.
 ANSWER_STYLE = """<style>
 .answer h2 { font-size: 2.25rem; font-weight: 700; padding: 0.5rem 0 1rem; margin: 0; }
@@ -256,7 +256,7 @@ def draw_section(server: dict) -> None:
     The drawing is read from the canvas's state and answered before anything is written: the
     canvas and the answer then reach the browser together and are drawn in one go. Written
     around a slow predict, they came in two batches, and the browser's second redraw held the
-    answer back by 20-30 ms."""
+    answer back."""
     drawing = (st.session_state.get("canvas") or {}).get("drawing") or {}
     image = canvas_image(drawing.get("data"))
     digits = preprocess.split_digits(image) if image is not None else []
@@ -320,8 +320,8 @@ def draw_page() -> None:
         "served by TensorFlow Serving, reads it as soon as you lift the mouse."
     )
     # A switch rather than st.tabs: the browser redraws tabs on every stroke's rerun of the
-    # canvas inside them. Without them a drawing's answer showed 8-24 ms sooner
-    # (bench/client_bench.py, four runs each way, medians 282-293 ms against 293-306 ms).
+    # canvas inside them. Without them a drawing's answer shows sooner (bench/client_bench.py;
+    # figures in bench/RESULTS.md).
     mode = st.segmented_control(
         "Input", ["Draw", "Upload a photo"], default="Draw", required=True,
         label_visibility="collapsed", key="mode",

@@ -55,8 +55,8 @@ def save_signature_model(model, path: Path) -> None:
 
 
 def save_keras_model(model, path: Path) -> None:
-    """The model as a .keras file, without its optimizer's state (a fine-tune starts a new one):
-    a third of the size. Built again from its config, since clone_model keeps the optimizer."""
+    """The model as a .keras file, without its optimizer's state (Adam's two slots per weight; a
+    fine-tune starts a new one). Built again from its config: clone_model keeps the optimizer."""
     bare = type(model).from_config(model.get_config())
     bare.set_weights(model.get_weights())
     bare.save(path)

@@ -22,7 +22,7 @@ import numpy as np
 
 from serving.status import ServingError, invalid
 
-try:  # optional: about 4x faster than the json module on a 28x28 image
+try:  # optional: parses a 28x28 image several times faster than the json module
     import orjson
 except ImportError:
     orjson = None

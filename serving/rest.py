@@ -137,7 +137,7 @@ class RestServer:
 
     def _run(self, call: ModelCall, finish: Callable) -> None:
         """A lone request runs on the loop thread: handing it to a worker and back costs two
-        thread wake-ups (0.3-0.5 ms on 2 cores). With others waiting, a worker runs it, so that
+        thread wake-ups (bench/RESULTS.md). With others waiting, a worker runs it, so that
         their parsing overlaps the model."""
         if self.http.waiting_connections() == 1:
             _call(call.signature, call.arrays, functools.partial(self._model_done, call, finish))

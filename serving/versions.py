@@ -446,8 +446,8 @@ def graph_call(function) -> Callable | None:
     """The signature's graph, called as TensorFlow itself calls it when no gradient tape is
     watching (ConcreteFunction._call_flat): the tensor and the captured variables, straight to
     the function. A signature call first binds keyword arguments, flattens them and maps every
-    captured variable to its handle: about 0.6 ms of Python a call on 2 cores, a fifth of this
-    model's batch-1 time. TF Serving runs the graph from C++ and pays none of it.
+    captured variable to its handle: Python work on every call, a sizeable part of this small
+    model's batch-1 time (bench/RESULTS.md). TF Serving runs the graph from C++ and pays none of it.
 
     Only for one input, given with the signature's dtype and a shape it accepts (Signature.call
     checks both), so the graph gets exactly the arguments a signature call would give it. None

@@ -129,15 +129,12 @@ def parse_config(path: Path, message_class: type):
 # --- Reading .env, compose and Dockerfiles as their tools do --------------------------------
 
 
-def read_dotenv() -> dict[str, str]:
-    """KEY=VALUE lines of the repo's .env, which compose reads for ${VAR}."""
-    values = {}
-    for line in (ROOT / ".env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+def test_read_env_reads_key_value_lines(tmp_path):
+    """settings.read_env is how Python reads .env (settings and these tests alike)."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# a comment\n\n  MODEL_NAME = mnist \nURL=http://x/?a=b\n# PORT=1\n")
+    assert settings.read_env(dotenv) == {"MODEL_NAME": "mnist", "URL": "http://x/?a=b"}
+    assert settings.read_env() == settings.read_env(ROOT / ".env")
 
 
 _COMPOSE_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{[^}]*\}|\$[A-Za-z_]\w*")
@@ -168,7 +165,7 @@ def compose_raw() -> dict:
 
 
 def compose() -> dict:
-    return interpolate(compose_raw(), read_dotenv())
+    return interpolate(compose_raw(), settings.read_env())
 
 
 def dockerfile(path: Path) -> list[tuple[str, str]]:
@@ -231,7 +228,8 @@ def test_models_config_serves_our_model_from_the_mounted_models_folder():
     assert model.name == settings.MODEL_NAME
     # compose mounts ./MODELS_DIR at /models
     assert model.base_path == f"/models/{settings.MODEL_NAME}"
-    assert settings.MODEL_BASE_PATH == ROOT / read_dotenv()["MODELS_DIR"] / settings.MODEL_NAME
+    models_dir = settings.read_env()["MODELS_DIR"]
+    assert settings.MODEL_BASE_PATH == ROOT / models_dir / settings.MODEL_NAME
     assert model.model_platform == "tensorflow"
     assert model.model_version_policy.WhichOneof("policy_choice") == "latest"
     assert model.model_version_policy.latest.num_versions == 2
@@ -387,8 +385,8 @@ def test_serving_image_has_the_config_files_the_flags_name():
 
 
 def test_compose_uses_only_variables_from_dotenv():
-    interpolate(compose_raw(), read_dotenv())  # asserts on any unknown or unsupported variable
-    env = read_dotenv()
+    env = settings.read_env()
+    interpolate(compose_raw(), env)  # asserts on any unknown or unsupported variable
     assert env["MODEL_NAME"] == settings.MODEL_NAME
     assert int(env["REST_API_PORT"]) == settings.REST_API_PORT
     assert int(env["GRPC_PORT"]) == settings.GRPC_PORT
@@ -456,7 +454,7 @@ def test_the_feedback_store_is_in_a_volume_the_client_writes_and_train_reads():
     """.env's FEEDBACK_DB is a path under the repo root, /app in the images: its folder is a
     named volume in the client (which the image makes, owned by its user) and in train."""
     spec = compose()
-    folder = (ROOT / read_dotenv()["FEEDBACK_DB"]).parent.relative_to(ROOT)
+    folder = (ROOT / settings.read_env()["FEEDBACK_DB"]).parent.relative_to(ROOT)
     mount = f"feedback-data:/app/{folder}"
     assert mount in spec["services"]["client"]["volumes"]
     assert mount in spec["services"]["train"]["volumes"]
@@ -489,7 +487,7 @@ def test_compose_train_service_writes_where_serving_reads():
 
 
 def status_body(state: str) -> bytes:
-    """TF Serving's model status JSON (/work/shared/docs/tfserving-rest.md) for one version."""
+    """TF Serving's model status JSON (GET /v1/models/<name>) for one version."""
     status = {"version": "1", "state": state, "status": {"error_code": "OK", "error_message": ""}}
     return json.dumps({"model_version_status": [status]}, indent=1).encode()
 
@@ -526,7 +524,7 @@ def healthcheck(port: int) -> subprocess.CompletedProcess:
     """Run the compose healthcheck with the REST port moved to `port`."""
     test = interpolate(
         compose_raw()["services"]["serving"]["healthcheck"]["test"],
-        {**read_dotenv(), "REST_API_PORT": str(port)},
+        {**settings.read_env(), "REST_API_PORT": str(port)},
     )
     assert test[0] == "CMD"
     # The official image has no curl or wget; the check must not need them.

@@ -3,7 +3,7 @@
 The drawings held aside (feedback/split.py, fixed by id) are never trained on: they are the "your
 drawings" test set, measured before and after. The others are repeated so that they make up a
 set share of the training images: a few hundred among tens of thousands of MNIST digits would
-otherwise be about 1% of what the model sees, and change little.
+otherwise be a sliver of what the model sees, and change little.
 """
 
 from dataclasses import dataclass

@@ -26,8 +26,8 @@ def bn_momentum_for(total_steps: int) -> float:
     """Batch-norm momentum: 0.9 (PyTorch's default), less for runs too short to forget the start.
 
     The moving statistics that inference uses trail the weights, which change fast early on.
-    With Keras' default 0.99, an epoch of 160 steps scored ~10% in inference mode at 62% training
-    accuracy, and still ~10% after 320 steps at 90% (measured here). 0.9 averages over the last
+    With Keras' default 0.99, runs of a few hundred steps scored at chance in inference mode while
+    their training accuracy was already high (bench/RESULTS.md). 0.9 averages over the last
     ~10 steps; 1 - 10/steps caps what is left of the initial 0/1 statistics at e**-10.
     """
     return float(np.clip(1.0 - 10.0 / max(total_steps, 1), 0.5, 0.9))
@@ -92,8 +92,8 @@ def train_member(
         # Early stopping belongs to this schedule only. A cosine run ends when its rate has
         # decayed; stopped early and rolled back to its best validation loss, it ends on weights
         # from before the rate came down (the canvas arch's validation loss creeps up in its
-        # last epochs while its accuracy still rises: stopped at epoch 13 of 16 and restored to
-        # epoch 9, it scored 99.32% on MNIST test).
+        # last epochs while its accuracy still rises, and a run stopped early ends less accurate;
+        # bench/RESULTS.md).
         callbacks += [
             keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5, patience=1, min_lr=1e-5),
             keras.callbacks.EarlyStopping(
