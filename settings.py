@@ -34,6 +34,15 @@ MODEL_BASE_PATH: Path = ROOT / _ENV["MODELS_DIR"] / MODEL_NAME
 DEFAULT_SERVING_URL: str = f"http://localhost:{REST_API_PORT}"
 
 
+def feedback_db() -> str:
+    """Where people's corrections are kept: FEEDBACK_DB from the environment (a path or a
+    SQLAlchemy URL), else .env's, whose relative path is taken from the repo root."""
+    if value := os.environ.get("FEEDBACK_DB"):
+        return value
+    value = _ENV["FEEDBACK_DB"]
+    return value if "://" in value else str(ROOT / value)
+
+
 def mnist_dir() -> Path | None:
     """MNIST_DIR from the environment: a folder of the four MNIST IDX files, to train offline."""
     value = os.environ.get("MNIST_DIR")

@@ -15,7 +15,7 @@ import streamlit as st
 from PIL import Image, ImageOps, UnidentifiedImageError
 from streamlit_drawable_canvas import st_canvas
 
-from client import api, preprocess, results
+from client import api, feedback_ui, preprocess, results
 
 CANVAS_SIZE = 280
 ZOOM = 5  # the 28x28 view, enlarged to 140 pixels a digit
@@ -219,9 +219,10 @@ def title_of(server: dict, target: str) -> str | None:
     return f"version {target}" if target.isdigit() else target
 
 
-def show_results(answers: dict[str, Answer], server: dict, key: str) -> None:
+def show_results(answers: dict[str, Answer], server: dict, key: str) -> dict[str, Answer]:
     """Each answer in its own column; then, for "latest" or a label, which version gave it: one
-    more request each, asked only once the answers show (see client/api.py)."""
+    more request each, asked only once the answers show (see client/api.py). Returns the
+    answers with their versions."""
     # One answer needs no columns: fewer elements for the browser to redraw on each stroke.
     places = st.columns(len(answers)) if len(answers) > 1 else [contextlib.nullcontext()]
     shown = {}
@@ -231,8 +232,9 @@ def show_results(answers: dict[str, Answer], server: dict, key: str) -> None:
     for target, element in shown.items():
         answer = answers[target]
         if element is not None and answer.version is None:
-            named = api.answered_by(answer, server["url"], server["model"], target)
-            element.html(answer_html(named, title_of(server, target)))
+            answers[target] = api.answered_by(answer, server["url"], server["model"], target)
+            element.html(answer_html(answers[target], title_of(server, target)))
+    return answers
 
 
 def read_upload(data: bytes) -> np.ndarray | None:
@@ -272,7 +274,9 @@ def draw_section(server: dict) -> None:
             return_image_data=True,
             key="canvas",
         )
-    show_results(answers, server, "draw")
+    answers = show_results(answers, server, "draw")
+    if image is not None:
+        feedback_ui.offer(image, digits, answers[server["target"]], server["model"], "canvas")
     # After the answer, which is what a person waits for; the column keeps it in its place.
     if digits:
         view_column.image(
@@ -304,25 +308,30 @@ def upload_section(server: dict) -> None:
         view_column.info("No digit found in this image: the ink needs to stand out from the paper.")
         return
     view_column.image(model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True)
-    show_results(ask(digits, server), server, "upload")
+    answers = show_results(ask(digits, server), server, "upload")
+    feedback_ui.offer(image, digits, answers[server["target"]], server["model"], "upload")
+
+
+def draw_page() -> None:
+    server = sidebar()
+    st.title("✏️ Digit recognizer")
+    st.write(
+        "Draw a digit, or a number with a small gap between its digits: a CNN trained on MNIST, "
+        "served by TensorFlow Serving, reads it as soon as you lift the mouse."
+    )
+    # A switch rather than st.tabs: the browser redraws tabs on every stroke's rerun of the
+    # canvas inside them. Without them a drawing's answer shows sooner (bench/client_bench.py;
+    # figures in bench/RESULTS.md).
+    mode = st.segmented_control(
+        "Input", ["Draw", "Upload a photo"], default="Draw", required=True,
+        label_visibility="collapsed", key="mode",
+    )  # fmt: skip
+    st.space("small")  # room for the canvas's toolbar, which floats above its top edge
+    if mode == "Draw":
+        draw_section(server)
+    else:
+        upload_section(server)
 
 
 st.set_page_config(page_title="Digit recognizer", page_icon="✏️")
-server = sidebar()
-st.title("✏️ Digit recognizer")
-st.write(
-    "Draw a digit, or a number with a small gap between its digits: a CNN trained on MNIST, "
-    "served by TensorFlow Serving, reads it as soon as you lift the mouse."
-)
-# A switch rather than st.tabs: the browser redraws tabs on every stroke's rerun of the canvas
-# inside them. Without them a drawing's answer shows sooner (bench/client_bench.py; figures in
-# bench/RESULTS.md).
-mode = st.segmented_control(
-    "Input", ["Draw", "Upload a photo"], default="Draw", required=True,
-    label_visibility="collapsed", key="mode",
-)  # fmt: skip
-st.space("small")  # room for the canvas's toolbar, which floats above its top edge
-if mode == "Draw":
-    draw_section(server)
-else:
-    upload_section(server)
+feedback_ui.pages(draw_page)  # "Draw" (above) and "Your drawings" (client/feedback_ui.py)

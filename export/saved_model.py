@@ -8,6 +8,7 @@ The layout is the contract every downstream part relies on:
                                                       digit          int64   [-1]     (argmax)
     <base>/<N>/assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog protos
     <base>/<N>/assets.extra/metrics.json                 test accuracy, data, arch, versions...
+    <base>/<N>/assets.extra/model.keras                  the Keras model, to train it further
 """
 
 import datetime
@@ -27,6 +28,9 @@ INPUT_SHAPE = (None, 28, 28, 1)
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 METRICS_FILE = "metrics.json"
+# TF Serving reads only the warmup file in assets.extra/; this is for `python -m train
+# --from-version N`, which fine-tunes the version's own weights.
+KERAS_FILE = "model.keras"
 
 
 def save_signature_model(model, path: Path) -> None:
@@ -48,6 +52,14 @@ def save_signature_model(model, path: Path) -> None:
     archive.track(model)
     archive.add_endpoint(name=SIGNATURE_NAME, fn=serve)
     archive.write_out(str(path), verbose=False)
+
+
+def save_keras_model(model, path: Path) -> None:
+    """The model as a .keras file, without its optimizer's state (Adam's two slots per weight; a
+    fine-tune starts a new one). Built again from its config: clone_model keeps the optimizer."""
+    bare = type(model).from_config(model.get_config())
+    bare.set_weights(model.get_weights())
+    bare.save(path)
 
 
 def write_warmup_requests(path: Path, images: np.ndarray, model_name: str) -> None:
@@ -107,6 +119,7 @@ def export_version(
         assets = tmp / ASSETS_EXTRA
         assets.mkdir()
         write_warmup_requests(assets / WARMUP_FILE, warmup_images, model_name)
+        save_keras_model(model, assets / KERAS_FILE)
         if extras is not None:
             extras(assets)
         meta = {

@@ -417,6 +417,26 @@ def test_compose_client_service():
     assert client["depends_on"] == {"serving": {"condition": "service_healthy"}}
 
 
+def test_the_feedback_store_is_in_a_volume_the_client_writes_and_train_reads():
+    """.env's FEEDBACK_DB is a path under the repo root, /app in the images: its folder is a
+    named volume in the client (which the image makes, owned by its user). Train mounts the same
+    volume beside /app/data (which ships training data) and names the same file in it."""
+    spec = compose()
+    store = ROOT / settings.read_env()["FEEDBACK_DB"]
+    folder = store.parent.relative_to(ROOT)
+    assert f"feedback-data:/app/{folder}" in spec["services"]["client"]["volumes"]
+    train = spec["services"]["train"]
+    mounted = train["environment"]["FEEDBACK_DB"].rsplit("/", 1)
+    assert mounted[1] == store.name
+    assert f"feedback-data:{mounted[0]}" in train["volumes"]
+    assert not any(v.endswith(f":/app/{folder}") for v in train["volumes"])
+    assert "feedback-data" in spec["volumes"]
+    run = " ".join(arguments for name, arguments in dockerfile(ROOT / "client" / "Dockerfile")
+                   if name == "RUN")  # fmt: skip
+    assert f"mkdir {folder} && chown app {folder}" in run
+    assert instruction(ROOT / "client" / "Dockerfile", "WORKDIR") == "/app"
+
+
 def test_compose_train_service_writes_where_serving_reads():
     spec = compose()
     train = spec["services"]["train"]
@@ -427,7 +447,7 @@ def test_compose_train_service_writes_where_serving_reads():
     base_path = config.model_config_list.config[0].base_path
     assert train["command"] == ["--data", "tfds", "--model-base-path", base_path]
     # tfds downloads into a named volume, at the path the image tells tfds to use.
-    (cache,) = [v for v in train["volumes"] if not v.startswith(".")]
+    (cache,) = [v for v in train["volumes"] if v.startswith("tfds-cache:")]
     volume, target = cache.split(":")
     assert volume in spec["volumes"]
     train_env = instruction(ROOT / "train" / "Dockerfile", "ENV")
@@ -554,13 +574,17 @@ def imported_modules(folders: list[str]) -> set[str]:
     return imported - set(sys.stdlib_module_names)
 
 
-FIRST_PARTY = {"client", "train", "export", "serving", "settings"}
+FIRST_PARTY = {"client", "train", "export", "serving", "settings", "feedback"}
 IMAGES = {
     # image: (folders it runs, first-party modules it copies, what it installs)
-    "client": (["client"], {"client", "settings"}, {"requirements-client.txt": True}),
+    "client": (
+        ["client", "feedback"],
+        {"client", "feedback", "settings"},
+        {"requirements-client.txt": True},
+    ),
     "train": (
         ["train", "export"],
-        {"train", "export", "settings"},
+        {"train", "export", "feedback", "settings"},
         {"requirements.txt": True, "requirements-nodeps.txt": False},
     ),
 }
@@ -581,7 +605,7 @@ def test_images_have_every_package_their_code_imports(image):
 
 
 def test_client_image_has_no_tensorflow():
-    assert "tensorflow" not in imported_modules(["client"])
+    assert "tensorflow" not in imported_modules(["client", "feedback"])
     installed = installed_with("requirements-client.txt")
     assert not {"tensorflow", "tensorflow-cpu", "keras"} & installed
 
