@@ -47,3 +47,7 @@ CHROMIUM_ARGS: list[str] = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+# The signature that takes encoded images (PNG, JPEG, GIF, BMP) and normalises them in the model's
+# graph, beside serving_default's 28x28 digits: export/saved_model.py writes it, the client asks it.
+IMAGE_SIGNATURE_NAME: str = "predict_image"

@@ -7,6 +7,7 @@ in-flight requests are done. States and messages follow core/ and model_servers/
 """
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -67,8 +68,20 @@ class Signature:
         return {name: tensor.numpy() for name, tensor in results.items()}
 
 
+# What TensorFlow's Python layer wraps around an op's error and TF Serving's C++ runtime does not:
+# "Graph execution error:", where the node was defined (a Python stack, or a note that there is
+# none), and the eager call's " [Op:__inference_...]".
+_PYTHON_STACK = re.compile(
+    r"^Graph execution error:\n\nDetected at node .*? defined at \(most recent call last\):\n"
+    r"(?:<stack traces unavailable>\n|(?:  File .*\n\n?)*)",
+)
+_EAGER_OP = re.compile(r" \[Op:[^\]]*\]$")
+
+
 def _tf_message(error: Exception) -> str:
-    return getattr(error, "message", None) or str(error)
+    """The op's own message, as TF Serving reports it (with the node: "\\t [[{{node ...}}]]")."""
+    message = getattr(error, "message", None) or str(error)
+    return _EAGER_OP.sub("", _PYTHON_STACK.sub("", message))
 
 
 @dataclass
