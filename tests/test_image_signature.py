@@ -262,3 +262,17 @@ def test_metadata_lists_both_signatures(server):
         "digit": "DT_INT64",
         "mnist_image": "DT_FLOAT",
     }
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (28, 28, 1), (1,), (4, 1, 2), (2, 0, 3), (0,), ()])
+@pytest.mark.parametrize("single_line", [True, False])
+def test_the_json_writer_builds_an_image_as_list_by_list(shape, single_line):
+    # The answer's mnist_image is written a level at a time (fast); the text must be the one
+    # written a list at a time, as TF Serving's PrettyWriter nests them.
+    from serving import json_tensor
+
+    values = [str(i) for i in range(int(np.prod(shape)) + 5)]
+    for indent in (4, 8, 12):
+        assert json_tensor._write(shape, values, 2, indent, single_line) == (
+            json_tensor._write_nested(shape, values, 2, indent, single_line)
+        )
