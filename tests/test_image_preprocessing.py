@@ -9,6 +9,7 @@ makes them.
 
 import io
 import math
+import struct
 
 import cv2
 import numpy as np
@@ -177,6 +178,23 @@ def test_a_large_photo_is_shrunk_first(mnist, in_graph):
 def test_no_ink_is_no_digit(in_graph, image):
     assert image_to_mnist(image) is None
     assert in_graph(png(image)) is None
+
+
+def test_the_header_gives_the_pixel_count_before_decoding():
+    count = tf.function(graph.pixel_count, autograph=False)
+    image = np.zeros((37, 53, 3), np.uint8)
+    for fmt in ("PNG", "GIF", "BMP", "JPEG"):
+        assert int(count(tf.constant(encoded(image, fmt)))) == 37 * 53, fmt
+    assert int(count(tf.constant(b"\x89PNG\r\n\x1a\n"))) == 0  # cut short: the decoder says so
+    assert int(count(tf.constant(b"text"))) == 0
+
+
+def test_a_huge_image_is_refused_before_it_is_decoded(in_graph):
+    # A PNG's header saying 20,000 x 20,000 (such a white page compresses to 100 KB).
+    data = png(np.zeros((1, 1), np.uint8))
+    data = data[:16] + struct.pack(">II", 20_000, 20_000) + data[24:]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than 50,000,000 pixels"):
+        in_graph(data)
 
 
 def test_what_is_no_image_is_tensorflows_invalid_argument(in_graph):

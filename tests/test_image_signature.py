@@ -4,6 +4,7 @@ and the local server serving it as TF Serving does (b64 strings, both formats, i
 import base64
 import io
 import shutil
+import struct
 import threading
 
 import cv2
@@ -236,6 +237,17 @@ def test_what_is_not_an_image_is_a_400_and_the_server_goes_on(server, instance, 
     assert "Traceback" not in error and "Graph execution error" not in error
     good = predict(server, {"signature_name": IMAGE_SIGNATURE_NAME, "instances": [b64(BLANK)]})
     assert good.status_code == 200 and good.json()["predictions"][0]["digit"] == -1
+
+
+def test_a_huge_image_is_refused_with_a_400(server):
+    header = png(np.zeros((1, 1), np.uint8))
+    huge = header[:16] + struct.pack(">II", 30_000, 30_000) + header[24:]
+    body = {"signature_name": IMAGE_SIGNATURE_NAME, "instances": [b64(huge)]}
+    response = predict(server, body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "assertion failed: [The image has more than 50,000,000 pixels: send a smaller one.]"
+    )
 
 
 def test_the_clients_crops_read_as_the_drawn_digits(server, signatures):
