@@ -307,7 +307,10 @@ def even_strokes(digit: tf.Tensor) -> tf.Tensor:
 
 def _dilate_square(image: tf.Tensor) -> tf.Tensor:
     """3x3 grey dilation; outside the image does not count."""
-    return _widen(tf.transpose(_widen(tf.transpose(image), 1)), 1)
+    rows = _widen(image, 1)
+    height = tf.shape(rows)[0]
+    padded = tf.pad(rows, [[1, 1], [0, 0]], constant_values=tf.float32.min)
+    return tf.maximum(rows, tf.maximum(padded[:height], padded[2 : 2 + height]))
 
 
 # Shifted slices and maxima rather than max pooling: TensorFlow's CPU max pool on one channel was
