@@ -30,9 +30,9 @@ import numpy as np
 
 import settings
 from bench import devsets
+from bench.image_reference import to_mnist
 from bench.serving_bench import free_port, latest_version, start_server
 from client import preprocess
-from export.image_reference import to_mnist
 
 PATH = f"/v1/models/{settings.MODEL_NAME}:predict"
 DRAWINGS = 20

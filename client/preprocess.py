@@ -9,26 +9,22 @@ each digit's ink, cropped, for the `predict_image` signature.
 import cv2
 import numpy as np
 
-# Ink is what stands out from the background by more than this (0..255): paper grain, JPEG noise
-# and faint shadows stay below it.
-MIN_CONTRAST = 40
-# A border varying more than this (0..255) is a photo's uneven lighting, not a clean canvas.
-UNEVEN_BORDER = 10
-# After normalising ink to 0..1, pixels under this are background noise (kept as anti-aliasing
-# only next to real strokes).
-INK_LEVEL = 0.25
+# What counts as ink is shared with the model's graph, which must find the same ink in a crop.
+from settings import (
+    INK_LEVEL,
+    MIN_CONTRAST,
+    MIN_PHOTO_PIXELS,
+    SMOOTH_GRID,
+    SMOOTH_WINDOW,
+    UNEVEN_BORDER,
+)
+
 # A piece of ink this small next to the largest digit is a stray dot, not part of the number.
 STRAY_AREA, STRAY_SIZE = 0.08, 0.3
 # Pieces that overlap horizontally, or are closer than this (of the taller one's height), belong
 # to one digit, such as the two strokes of a 4 or the flag of a 5. Digits of a number therefore
 # need a visible gap between them.
 SAME_DIGIT_GAP = 0.05
-# An uneven border means a photo only on an image larger than this (pixels): on a small clean
-# canvas a bold digit could pass for background.
-MIN_PHOTO_PIXELS = 1024
-# A photo's slow background: the median over SMOOTH_WINDOW cells of the image on a SMOOTH_GRID
-# grid, wider than strokes, so that ink is the minority.
-SMOOTH_GRID, SMOOTH_WINDOW = 32, 9
 # Background pixels around each digit's crop: the model reads the background from the border.
 CROP_MARGIN = 2
 

