@@ -59,3 +59,22 @@ CHROMIUM_ARGS: list[str] = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+# The signature that takes encoded images (PNG, JPEG, GIF, BMP) and normalises them in the model's
+# graph, beside serving_default's 28x28 digits: export/saved_model.py writes it, the client asks it.
+IMAGE_SIGNATURE_NAME: str = "predict_image"
+
+# What counts as ink: the client finds it to cut a drawing into digits, and the model's graph
+# (export/image_preprocessing.py) finds it again in each digit's crop, so both read these.
+# Ink is what stands out from the background by more than MIN_CONTRAST (0..255): paper grain,
+# JPEG noise and faint shadows stay below it. A border varying more than UNEVEN_BORDER (0..255)
+# is a photo's uneven lighting, not a clean canvas, if the image has more than MIN_PHOTO_PIXELS
+# (on a small clean canvas a bold digit could pass for background); the lighting is then the
+# median over SMOOTH_WINDOW cells of the image on a SMOOTH_GRID grid, wider than strokes, so that
+# ink is the minority. With ink normalised to 0..1, strokes are what reaches INK_LEVEL; under half
+# of it is background noise, and between the two is kept as anti-aliasing next to strokes.
+MIN_CONTRAST: int = 40
+UNEVEN_BORDER: int = 10
+MIN_PHOTO_PIXELS: int = 1024
+SMOOTH_GRID, SMOOTH_WINDOW = 32, 9
+INK_LEVEL: float = 0.25

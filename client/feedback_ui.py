@@ -16,7 +16,7 @@ import streamlit as st
 from PIL import Image
 
 import settings
-from client import api, results
+from client import api, preprocess, results
 from feedback.idx import idx_zip
 from feedback.split import HELD_ASIDE_PERCENT, held_aside, held_aside_mask
 from feedback.store import Store, StoreError, open_store
@@ -77,16 +77,16 @@ def _save(record: dict, label_from: str | None, label: str | None, drawing: str)
 
 def offer(
     image: np.ndarray,
-    digits: list[np.ndarray],
     answer: "api.Prediction | api.ServingError | None",
     model: str,
     source: str,
 ) -> None:
     """Under an answer: "Right", or "Wrong: it is …" with ten digit buttons (one digit) or a text
-    field (a number). The record is the drawing, its digits as the model saw them, the answer and
-    the version that gave it."""
-    if not isinstance(answer, api.Prediction) or not digits:
+    field (a number). The record is the drawing, its digits as the model saw them (the answer's
+    mnist_image), the answer and the version that gave it."""
+    if not isinstance(answer, api.Prediction) or not len(answer.images):
         return
+    digits = list(answer.images)
     st.session_state.setdefault(SAVED, {})
     number, _ = results.read_number(answer.probabilities)
     drawing = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
@@ -131,12 +131,14 @@ def version_accuracies(
     """Each loaded version's accuracy on the stored digits, all and held aside; and an error."""
     try:
         versions = [v.version for v in api.get_versions(url, model) if v.state == "AVAILABLE"]
+        # Each stored digit as the model saw it, read again through predict_image as a drawing.
+        pngs = [preprocess.encode_png(np.asarray(image, np.uint8)) for image in images]
         rows = []
         for version in sorted(versions):
             read = np.concatenate(
                 [
                     api.predict(
-                        url, model, images[i : i + PREDICT_BATCH] / 255.0, str(version)
+                        url, model, pngs[i : i + PREDICT_BATCH], str(version)
                     ).probabilities.argmax(axis=1)
                     for i in range(0, len(labels), PREDICT_BATCH)
                 ]

@@ -16,10 +16,12 @@ def top_k(probabilities: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
 
 
 def read_number(probabilities: np.ndarray) -> tuple[str, list[float]]:
-    """The number the rows spell left to right, and each digit's probability."""
+    """The number the rows spell left to right, and each digit's probability. A row of zeros is
+    the model finding no digit in its image: "?", with probability 0."""
     digits = probabilities.argmax(axis=1)
     confidences = [float(row[d]) for row, d in zip(probabilities, digits, strict=True)]
-    return "".join(str(int(d)) for d in digits), confidences
+    text = "".join(str(int(d)) if p > 0 else "?" for d, p in zip(digits, confidences, strict=True))
+    return text, confidences
 
 
 def is_sure(confidences: list[float]) -> bool:

@@ -20,7 +20,9 @@ from client import api, feedback_ui, preprocess, results
 CANVAS_SIZE = 280
 ZOOM = 5  # the 28x28 view, enlarged to 140 pixels a digit
 VERSION_CHECK_SECONDS = 2.0  # how often the sidebar looks for new versions
-MAX_UPLOAD_SIDE = 1000  # photos are shrunk to this first; digits need far fewer pixels
+# Photos are shrunk to this first: digits need far fewer pixels. Under the model's own limit
+# (export/image_preprocessing.py MAX_SIDE), so that the model never shrinks a crop sent from here.
+MAX_UPLOAD_SIDE = 1000
 # TF Serving's version states, as the selector words them (END: unloaded, or failed to load).
 STATE_WORDS = {
     "AVAILABLE": "",
@@ -123,8 +125,8 @@ def sidebar() -> dict:
     return {"url": url, "model": model, "target": target, "other": other, "stroke": stroke}
 
 
-def model_view(digits: list[np.ndarray]) -> np.ndarray:
-    """The 28x28 images the model receives, side by side, enlarged without smoothing."""
+def model_view(digits: np.ndarray) -> np.ndarray:
+    """The 28x28 images the model saw, side by side, enlarged without smoothing."""
     gap = np.full((28, 1), 0.5, np.float32)  # a grey line between digits
     strip = digits[0]
     for digit in digits[1:]:
@@ -174,19 +176,32 @@ def answer_html(answer: api.Prediction, title: str | None) -> str:
 Answer = api.Prediction | api.ServingError | None  # None: no digit, nothing asked
 
 
-def ask(digits: list[np.ndarray], server: dict) -> dict[str, Answer]:
-    """The answer of the version asked, or of both in compare mode, by target."""
+def ask(image: np.ndarray | None, server: dict) -> dict[str, Answer]:
+    """The answer of the version asked, or of both in compare mode, by target: each digit of
+    the image cut out here, then read by the model (which normalises it itself)."""
     targets = [server["target"]] if server["other"] is None else [server["target"], server["other"]]
-    if not digits:
+    crops = preprocess.digit_crops(image) if image is not None else []
+    if not crops:
         return dict.fromkeys(targets)
-    images = np.stack(digits)
+    pngs = [preprocess.encode_png(crop) for crop in crops]
     answers: dict[str, Answer] = {}
     for target in targets:
         try:
-            answers[target] = api.predict(server["url"], server["model"], images, target)
+            answers[target] = api.predict(server["url"], server["model"], pngs, target)
         except api.ServingError as e:
             answers[target] = e
     return answers
+
+
+def show_model_view(place, answers: dict[str, Answer], empty: str) -> None:
+    """What the model saw (each version normalises its input itself: the first answer's view)."""
+    seen = [a for a in answers.values() if isinstance(a, api.Prediction)]
+    if seen:
+        place.image(
+            model_view(seen[0].images), caption="What the model sees (28x28 a digit)", clamp=True
+        )
+    elif all(a is None for a in answers.values()):
+        place.info(empty)
 
 
 def show_answer(answer: Answer, server: dict, target: str, key: str):
@@ -259,8 +274,7 @@ def draw_section(server: dict) -> None:
     answer back."""
     drawing = (st.session_state.get("canvas") or {}).get("drawing") or {}
     image = canvas_image(drawing.get("data"))
-    digits = preprocess.split_digits(image) if image is not None else []
-    answers = ask(digits, server)
+    answers = ask(image, server)
 
     canvas_column, view_column = st.columns([3, 2])
     with canvas_column:
@@ -276,14 +290,9 @@ def draw_section(server: dict) -> None:
         )
     answers = show_results(answers, server, "draw")
     if image is not None:
-        feedback_ui.offer(image, digits, answers[server["target"]], server["model"], "canvas")
+        feedback_ui.offer(image, answers[server["target"]], server["model"], "canvas")
     # After the answer, which is what a person waits for; the column keeps it in its place.
-    if digits:
-        view_column.image(
-            model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True
-        )
-    else:
-        view_column.info("Draw a digit in the black box.")
+    show_model_view(view_column, answers, "Draw a digit in the black box.")
 
 
 def canvas_image(data_url: str | None) -> np.ndarray | None:
@@ -301,15 +310,14 @@ def upload_section(server: dict) -> None:
     if image is None:
         st.error(f"{upload.name} is not an image that can be read. Upload a PNG or JPEG.")
         return
-    digits = preprocess.split_digits(image)
+    answers = ask(image, server)
     photo_column, view_column = st.columns([3, 2])
     photo_column.image(image, caption=upload.name, width=CANVAS_SIZE)
-    if not digits:
-        view_column.info("No digit found in this image: the ink needs to stand out from the paper.")
-        return
-    view_column.image(model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True)
-    answers = show_results(ask(digits, server), server, "upload")
-    feedback_ui.offer(image, digits, answers[server["target"]], server["model"], "upload")
+    no_digit = "No digit found in this image: the ink needs to stand out from the paper."
+    show_model_view(view_column, answers, no_digit)
+    if any(a is not None for a in answers.values()):
+        answers = show_results(answers, server, "upload")
+        feedback_ui.offer(image, answers[server["target"]], server["model"], "upload")
 
 
 def draw_page() -> None:

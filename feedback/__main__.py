@@ -1,6 +1,7 @@
 """`python -m feedback`: the store of people's corrections, without the app.
 
-python -m feedback add --label 7 scans/*.png   # images of a 7, read as the app reads drawings
+python -m feedback add --label 7 scans/*.png   # images of a 7, read by the model server as
+                                               # the app's drawings are (it must be running)
 python -m feedback stats                       # what the store holds
 python -m feedback export --idx DIR            # MNIST's four IDX files (held-aside = t10k)
 python -m feedback delete --all                # or: delete ID...
@@ -24,7 +25,8 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def add_command(store: Store, label: str, files: list[Path]) -> int:
+def add_command(store: Store, label: str, files: list[Path], server: str, model: str) -> int:
+    from client.api import ServingError
     from feedback.digits import ImageError, model_view, read_image
 
     try:
@@ -45,7 +47,15 @@ def add_command(store: Store, label: str, files: list[Path]) -> int:
             except OSError as e:
                 raise ImageError(f"cannot read it ({e.strerror})") from e
             image, png = read_image(data, path.name)
-            found = model_view(image)
+            try:
+                found = model_view(image, server, model)
+            except ServingError as e:
+                if progress:
+                    progress.close()
+                print(f"error: {e.message}", file=sys.stderr)
+                print(f"added {plural(files.index(path) - len(skipped), 'drawing')} before "
+                      "that; the rest were not read", file=sys.stderr)  # fmt: skip
+                return 2
             if not found:
                 raise ImageError("no digit found: the ink needs to stand out from the paper")
             check_label(label, len(found))
@@ -149,6 +159,10 @@ def parser() -> argparse.ArgumentParser:
     add = sub.add_parser("add", parents=[db], help="add images of one digit (or number)")
     add.add_argument("--label", required=True, help="what the images show, e.g. 7")
     add.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add.add_argument(
+        "--server", help="the model server that reads them (default: TF_SERVING_URL, or local)"
+    )
+    add.add_argument("--model", help="the model's name (default: MODEL_NAME, or .env's)")
     sub.add_parser("stats", parents=[db], help="what the store holds")
     export = sub.add_parser("export", parents=[db], help="write the digits as MNIST IDX files")
     export.add_argument("--idx", required=True, type=Path, metavar="DIR")
@@ -168,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "add":
-            return add_command(store, args.label, args.files)
+            from client import api
+
+            server, model = args.server or api.default_url(), args.model or api.default_model()
+            return add_command(store, args.label, args.files, server, model)
         if args.command == "stats":
             print(stats_text(store))
             return 0

@@ -1,7 +1,8 @@
-"""From an image to its digits as the model sees them: the app's preprocessing, in one place.
+"""From an image to its digits as the model sees them: the app's way, in one place.
 
-`python -m feedback add` and the app both come through `model_view`, so a stored digit is what the
-network was (or would have been) given for that image.
+`python -m feedback add` and the app both cut an image into its digits' crops
+(client/preprocess.py) and let the model server's predict_image signature normalise each, so a
+stored digit is what the network was given for that image.
 """
 
 import io
@@ -9,7 +10,7 @@ import io
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from client import preprocess
+from client import api, preprocess
 
 MAX_SIDE = 1000  # photos are shrunk to this first, as the app does; digits need far fewer pixels
 
@@ -18,9 +19,14 @@ class ImageError(Exception):
     """An image cannot be read or holds no digit; the message is one line."""
 
 
-def model_view(image: np.ndarray) -> list[np.ndarray]:
-    """The digits of `image`, left to right, each (28, 28) float32 in 0..1; [] when no ink."""
-    return preprocess.split_digits(image)
+def model_view(image: np.ndarray, url: str, model: str) -> list[np.ndarray]:
+    """The digits of `image`, left to right, each (28, 28) float32 in 0..1, as the model at `url`
+    sees them; [] when no ink. Raises api.ServingError when the server cannot answer."""
+    crops = preprocess.digit_crops(image)
+    if not crops:
+        return []
+    answer = api.predict(url, model, [preprocess.encode_png(crop) for crop in crops])
+    return list(answer.images)
 
 
 def read_image(data: bytes, name: str = "the image") -> tuple[np.ndarray, bytes]:

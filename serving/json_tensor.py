@@ -719,14 +719,39 @@ def _values(array: np.ndarray, bytes_as_b64: bool) -> list[str]:
 
 
 def _write(shape: tuple, values: list[str], offset: int, indent: int, single_line: bool) -> tuple:
-    """AddTensorValues() through rapidjson's PrettyWriter: (text, next offset)."""
+    """AddTensorValues() through rapidjson's PrettyWriter: (text, next offset).
+
+    Built a level at a time, innermost lists first: one call per list, as _write_nested, cost
+    about 10 ms for a 28x28x1 image (the predict_image answer's mnist_image), this 1 ms."""
+    if not shape or 0 in shape:
+        return _write_nested(shape, values, offset, indent, single_line)
+    size = math.prod(shape)
+    items = values[offset : offset + size]
+    for level in reversed(range(len(shape))):
+        n = shape[level]
+        if single_line:
+            items = ["[" + ", ".join(items[i : i + n]) + "]" for i in range(0, len(items), n)]
+        else:
+            inner = " " * (indent + 4 * level)
+            sep = ",\n" + inner + "    "
+            items = [
+                "[\n" + inner + "    " + sep.join(items[i : i + n]) + "\n" + inner + "]"
+                for i in range(0, len(items), n)
+            ]
+    return items[0], offset + size
+
+
+def _write_nested(
+    shape: tuple, values: list[str], offset: int, indent: int, single_line: bool
+) -> tuple:
+    """_write, one list at a time (what it does where a dimension is 0)."""
     if not shape:
         return values[offset], offset + 1
     if shape[0] == 0:
         return "[]", offset
     parts = []
     for _ in range(shape[0]):
-        text, offset = _write(shape[1:], values, offset, indent + 4, single_line)
+        text, offset = _write_nested(shape[1:], values, offset, indent + 4, single_line)
         parts.append(text)
     if single_line:
         return "[" + ", ".join(parts) + "]", offset

@@ -144,3 +144,26 @@ def test_unknown_style_is_refused(mnist_sample):
     images, labels = mnist_sample
     with pytest.raises(ValueError, match="unknown style"):
         next(devsets.redrawn_mnist(images, labels, "bold"))
+
+
+def test_uploads_are_the_images_a_file_holds_in_each_style(mnist_sample):
+    images, labels = mnist_sample
+    kinds = {"scan": (280, 280, 3), "photo": (280, 280), "photo_jpeg": (280, 280),
+             "cut_out": (280, 280, 4)}  # fmt: skip
+    assert set(kinds) == set(devsets.UPLOAD_STYLES)
+    for style, shape in kinds.items():
+        first = take(devsets.uploads(images, labels, style), 3)
+        again = take(devsets.uploads(images, labels, style), 3)
+        assert [label for _, label in first] == list(labels[:3])
+        for (image, _), (same, _) in zip(first, again, strict=True):
+            assert image.shape == shape and image.dtype == np.uint8
+            assert np.array_equal(image, same)
+    scan, _ = take(devsets.uploads(images, labels, "scan"), 1)[0]
+    assert np.median(scan) > 200 and scan.min() < 100  # dark ink on light paper
+    photo, _ = take(devsets.uploads(images, labels, "photo"), 1)[0]
+    border = np.concatenate([photo[0], photo[-1], photo[:, 0], photo[:, -1]])
+    assert np.ptp(border) > 20  # lit unevenly
+    cut_out, _ = take(devsets.uploads(images, labels, "cut_out"), 1)[0]
+    assert cut_out[..., :3].max() == 0 and cut_out[..., 3].min() == 0
+    with pytest.raises(ValueError):
+        next(devsets.uploads(images, labels, "fax"))

@@ -4,14 +4,18 @@ Every check reads the text with its whitespace collapsed, so reflowing a paragra
 cannot break it; only a changed fact can.
 """
 
+import io
 import json
+import os
 import re
 import shlex
 import subprocess
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import settings
 
@@ -174,3 +178,24 @@ def test_readme_curl_example_is_a_seven(sample_model_base):
     serve = tf.saved_model.load(str(sample_model_base / "1")).signatures["serving_default"]
     assert int(serve(image=tf.constant(images))["digit"][0]) == 7
     assert "-d @docs/digit-7.json" in README
+
+
+def seven_on_paper() -> np.ndarray:
+    """docs/digit-7.json's 7 as a scan would have it: 280x280, black ink on white paper."""
+    body = json.loads((settings.ROOT / "docs" / "digit-7.json").read_text())
+    seven = np.array(body["instances"][0], np.float32)[..., 0]
+    big = cv2.resize(seven, (280, 280), interpolation=cv2.INTER_LINEAR)
+    return np.round(255 * (1 - np.clip(big, 0, 1))).astype(np.uint8)
+
+
+def test_the_png_example_is_the_json_seven_and_predict_image_reads_it(sample_model_base):
+    data = (settings.ROOT / "docs" / "digit-7.png").read_bytes()
+    # UPDATE_DOCS=1 writes it anew; it is made from the JSON example, nothing else.
+    if os.environ.get("UPDATE_DOCS") == "1":
+        out = io.BytesIO()
+        Image.fromarray(seven_on_paper()).save(out, "PNG", optimize=True)
+        data = out.getvalue()
+        (settings.ROOT / "docs" / "digit-7.png").write_bytes(data)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), seven_on_paper())
+    signature = tf.saved_model.load(str(sample_model_base / "1")).signatures["predict_image"]
+    assert int(signature(image_bytes=tf.constant([data]))["digit"][0]) == 7

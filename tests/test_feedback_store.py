@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from postgres import new_database, postgres_server
+from test_client_api import start_server, stop_server
 
 import settings
 from feedback.__main__ import main as feedback_main
@@ -147,6 +148,15 @@ def test_the_default_store_is_set_once_and_the_environment_overrides_it(monkeypa
     assert settings.feedback_db() == "postgresql://app@db/feedback"
 
 
+@pytest.fixture(scope="module")
+def server(tiny_model_base, tmp_path_factory) -> str:
+    """The local model server: `feedback add` reads images through its predict_image, as the app
+    does (the tiny model's answers are poor, its view of each digit is the real one)."""
+    process, url = start_server(tiny_model_base, tmp_path_factory.mktemp("server"))
+    yield url
+    stop_server(process)
+
+
 # --- python -m feedback ----------------------------------------------------------------------
 
 
@@ -166,10 +176,11 @@ def scans(folder: Path, count: int, digit_label: int = 7) -> list[Path]:
     raise AssertionError(f"fewer than {count} digits {digit_label}")
 
 
-def test_cli_add_stats_export_delete(tmp_path, capsys):
+def test_cli_add_stats_export_delete(server, tmp_path, capsys):
     db = str(tmp_path / "feedback.sqlite")
     sevens = scans(tmp_path / "scans", 12)
-    assert feedback_main(["add", "--label", "7", *map(str, sevens), "--db", db]) == 0
+    add = ["add", "--db", db, "--server", server, "--label"]
+    assert feedback_main([*add, "7", *map(str, sevens)]) == 0
     assert f"added 12 drawings of 7; the store now holds 12 ({db})" in capsys.readouterr().out
 
     # Files it cannot use are named with the reason; the others are added.
@@ -178,7 +189,8 @@ def test_cli_add_stats_export_delete(tmp_path, capsys):
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((50, 50), 255, np.uint8))
     argv = ["add", "--label", "1", str(bad), str(blank), str(tmp_path / "gone.png")]
-    assert feedback_main([*argv, *map(str, scans(tmp_path / "ones", 3, 1)), "--db", db]) == 1
+    argv += [*map(str, scans(tmp_path / "ones", 3, 1)), "--db", db, "--server", server]
+    assert feedback_main(argv) == 1
     out, err = capsys.readouterr()
     assert "added 3 drawings of 1; the store now holds 15" in out
     assert f"skipped {bad}: notes.png is not an image that can be read" in err
@@ -186,7 +198,7 @@ def test_cli_add_stats_export_delete(tmp_path, capsys):
     assert f"skipped {tmp_path / 'gone.png'}: cannot read it" in err
     assert "3 of 6 files skipped" in err
     # One digit drawn, two in the label: refused, with why.
-    assert feedback_main(["add", "--label", "77", str(sevens[0]), "--db", db]) == 1
+    assert feedback_main([*add, "77", str(sevens[0])]) == 1
     assert "the model saw 1 digit here, so the label needs 1, not 2" in capsys.readouterr().err
 
     assert feedback_main(["stats", "--db", db]) == 0
@@ -232,7 +244,7 @@ def test_cli_says_in_one_line_when_the_store_cannot_be_opened(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: cannot use nosuchdb://x")
 
 
-def test_several_processes_write_at_once(location, tmp_path):
+def test_several_processes_write_at_once(location, server, tmp_path):
     """Three `python -m feedback add` processes, started together on a new store: they race to
     create its tables, then add a drawing each per transaction, interleaved. None fails."""
     writers, each = 3, 8
@@ -249,6 +261,8 @@ def test_several_processes_write_at_once(location, tmp_path):
                 *map(str, files),
                 "--db",
                 location,
+                "--server",
+                server,
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -265,3 +279,14 @@ def test_several_processes_write_at_once(location, tmp_path):
     assert store.count() == writers * each
     assert store.digits().labels.tolist() == [7] * writers * each
     store.close()
+
+
+def test_cli_add_without_a_model_server_says_so_and_adds_nothing(tmp_path, capsys):
+    db = str(tmp_path / "feedback.sqlite")
+    sevens = scans(tmp_path / "scans", 2)
+    argv = ["add", "--label", "7", *map(str, sevens), "--db", db, "--server", "http://127.0.0.1:9"]
+    assert feedback_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: Cannot reach the model server at http://127.0.0.1:9" in err
+    assert "added 0 drawings before that" in err
+    assert open_store(db).count() == 0

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 import settings
 from bench.devsets import sklearn_digits
+from bench.image_reference import split_digits
 from export.saved_model import ASSETS_EXTRA, KERAS_FILE
-from feedback.digits import model_view
 from feedback.split import held_aside
 from feedback.store import open_store
 from train.__main__ import main as train_main
@@ -27,7 +27,7 @@ def store(tmp_path_factory) -> str:
     db = str(tmp_path_factory.mktemp("feedback") / "feedback.sqlite")
     store = open_store(db)
     for canvas, label in sklearn_digits(limit=DRAWINGS):
-        found = model_view(canvas)
+        found = split_digits(canvas)  # what predict_image gives the app for each digit
         store.add(b"png", found, str(label), "canvas", prediction="1", model_version=1)
     store.close()
     return db
