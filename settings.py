@@ -9,7 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 
 
-def _read_env(path: Path) -> dict[str, str]:
+def read_env(path: Path = ROOT / ".env") -> dict[str, str]:
+    """The KEY=VALUE lines of a .env file (the repository's by default): blank lines and lines
+    starting with # skipped, spaces around key and value dropped, everything after the first =
+    the value. The one reader of .env in Python (docker compose and make read it themselves)."""
     values = {}
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -19,7 +22,7 @@ def _read_env(path: Path) -> dict[str, str]:
     return values
 
 
-_ENV = _read_env(ROOT / ".env")
+_ENV = read_env()
 
 MODEL_NAME: str = _ENV["MODEL_NAME"]
 REST_API_PORT: int = int(_ENV["REST_API_PORT"])
@@ -29,6 +32,15 @@ CLIENT_PORT: int = int(_ENV["CLIENT_PORT"])
 MODEL_BASE_PATH: Path = ROOT / _ENV["MODELS_DIR"] / MODEL_NAME
 # The local server's address, which is also the client's default TF_SERVING_URL.
 DEFAULT_SERVING_URL: str = f"http://localhost:{REST_API_PORT}"
+
+
+def feedback_db() -> str:
+    """Where people's corrections are kept: FEEDBACK_DB from the environment (a path or a
+    SQLAlchemy URL), else .env's, whose relative path is taken from the repo root."""
+    if value := os.environ.get("FEEDBACK_DB"):
+        return value
+    value = _ENV["FEEDBACK_DB"]
+    return value if "://" in value else str(ROOT / value)
 
 
 def mnist_dir() -> Path | None:
@@ -47,3 +59,22 @@ CHROMIUM_ARGS: list[str] = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+# The signature that takes encoded images (PNG, JPEG, GIF, BMP) and normalises them in the model's
+# graph, beside serving_default's 28x28 digits: export/saved_model.py writes it, the client asks it.
+IMAGE_SIGNATURE_NAME: str = "predict_image"
+
+# What counts as ink: the client finds it to cut a drawing into digits, and the model's graph
+# (export/image_preprocessing.py) finds it again in each digit's crop, so both read these.
+# Ink is what stands out from the background by more than MIN_CONTRAST (0..255): paper grain,
+# JPEG noise and faint shadows stay below it. A border varying more than UNEVEN_BORDER (0..255)
+# is a photo's uneven lighting, not a clean canvas, if the image has more than MIN_PHOTO_PIXELS
+# (on a small clean canvas a bold digit could pass for background); the lighting is then the
+# median over SMOOTH_WINDOW cells of the image on a SMOOTH_GRID grid, wider than strokes, so that
+# ink is the minority. With ink normalised to 0..1, strokes are what reaches INK_LEVEL; under half
+# of it is background noise, and between the two is kept as anti-aliasing next to strokes.
+MIN_CONTRAST: int = 40
+UNEVEN_BORDER: int = 10
+MIN_PHOTO_PIXELS: int = 1024
+SMOOTH_GRID, SMOOTH_WINDOW = 32, 9
+INK_LEVEL: float = 0.25

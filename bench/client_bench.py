@@ -19,8 +19,8 @@ looked up after the answer shows, so it is not in these times.
 200 ms debounce (`Bc = 200` in its frontend bundle), so that quick successive strokes make one
 rerun, and its Python API has no way to send sooner in freedraw mode (`update_streamlit=False`
 only stops sending until its toolbar's send button). In Chromium's own trace, what follows is
-mostly the page's work: each batch of Streamlit messages costs a React render of 10-45 ms on
-this machine (software rendering, 2 cores shared with the server and the model).
+mostly the page's work: each batch of Streamlit messages costs a React render (software
+rendering, on cores shared with the server and the model; figures in bench/RESULTS.md).
 """
 
 import argparse

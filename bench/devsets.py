@@ -14,6 +14,8 @@ thousand of them take 300 MB.
   `thick`, `slant` or `small_corner` (and `plain`, a normal brush, as a control).
 - `uji_dev`: the real pen strokes of the UJI dev writers (train/uji.py's DEV_WRITERS, never
   trained on), each stroke drawn as the canvas draws it, at the size and pen width people use.
+- `uploads`: MNIST digits on paper, as the upload page reads a file (not canvases): a `scan`, a
+  `photo` with uneven light, that photo as a JPEG (`photo_jpeg`), a `cut_out` on transparency.
 """
 
 from collections.abc import Iterator
@@ -311,3 +313,51 @@ def uji_dev(seed: int = 0) -> Iterator[Sample]:
         margin = size / 2 + 6
         centre = (rng.uniform(margin, CANVAS - margin), rng.uniform(margin, CANVAS - margin))
         yield uji.render(digit, size=size, pen=rng.uniform(10, 32), centre=centre), digit.digit
+
+
+# --- uploads: a digit on paper, as the upload page has it once the file is read ---------------
+
+UPLOAD_STYLES = ("scan", "photo", "photo_jpeg", "cut_out")
+
+
+def uploads(
+    images: np.ndarray, labels: np.ndarray, style: str, seed: int = 0, n: int | None = None
+) -> Iterator[Sample]:
+    """MNIST digits (N, 28, 28) uint8 enlarged 4-9x onto 280x280 paper, as tests/test_preprocess.py
+    makes its photos and scans. Not canvases: the image a file holds. `scan`: black ink on white
+    paper, RGB; `photo`: pencil on grey paper lit from one side (a gradient of up to 100 levels),
+    grey; `photo_jpeg`: that photo saved as a JPEG (quality 60-90) and read back; `cut_out`:
+    black ink, opaque where drawn, on a transparent background, RGBA."""
+    import io
+
+    from PIL import Image
+
+    if style not in UPLOAD_STYLES:
+        raise ValueError(f"unknown style {style!r}; choose from {UPLOAD_STYLES}")
+    count = len(labels) if n is None else min(n, len(labels))
+    for i in range(count):
+        rng = np.random.default_rng((seed, 100 + UPLOAD_STYLES.index(style), i))
+        digit = _crop_ink(images[i])
+        scale = rng.uniform(4, 9)
+        big = cv2.resize(digit, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        ink = _place(big, rng).astype(np.float32) / 255
+        if style == "scan":
+            paper, pen = rng.uniform(215, 250), rng.uniform(10, 60)
+            grey = np.round(paper - ink * (paper - pen)).astype(np.uint8)
+            yield np.dstack([grey] * 3), int(labels[i])
+        elif style == "cut_out":
+            rgba = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+            rgba[..., 3] = np.round(ink * 255).astype(np.uint8)
+            yield rgba, int(labels[i])
+        else:
+            bright, dim = rng.uniform(200, 240), rng.uniform(120, 180)
+            angle = rng.uniform(0, 2 * np.pi)  # the light comes from this side
+            ys, xs = np.mgrid[0:CANVAS, 0:CANVAS] / (CANVAS - 1) - 0.5
+            along = (xs * np.cos(angle) + ys * np.sin(angle)) / np.sqrt(0.5) + 0.5
+            light = bright + (dim - bright) * np.clip(along, 0, 1)
+            photo = np.clip(light - ink * 255 * rng.uniform(0.4, 0.7), 0, 255).astype(np.uint8)
+            if style == "photo_jpeg":
+                data = io.BytesIO()
+                Image.fromarray(photo).save(data, "JPEG", quality=int(rng.integers(60, 91)))
+                photo = np.asarray(Image.open(io.BytesIO(data.getvalue())))
+            yield photo, int(labels[i])

@@ -5,9 +5,9 @@
 1. The model's serving signature called in-process with one image (p50, p99), alternating with
 2. the same image sent to `python -m serving` over a keep-alive connection (p50, p99), so both
    see the same machine load: the ratio of the p50s is the server's overhead (target <= 1.3).
-   Alternating charges both the same: on 2 cores, a call that follows one of the other process
-   takes about 0.5 ms longer than one that follows its own kind, whichever kind it is (measured
-   both ways); timed in blocks, each kind after itself, the ratio was 1.49-1.52x.
+   Alternating charges both the same: a call that follows one of the other process takes longer
+   than one that follows its own kind, whichever kind it is (measured both ways), so timed in
+   blocks, each kind after itself, the ratio reads higher (figures in bench/RESULTS.md).
    Between them, the same signature's graph called as the server calls it (without the signature
    call's Python argument handling, serving/versions.py graph_call): what HTTP and JSON cost on
    top of the model itself. It follows an in-process call, so it is timed at its fastest and that
@@ -15,16 +15,16 @@
 3. Throughput with 1, 8 and 32 concurrent clients, batching off and on (serving/batching.config):
    32 clients with batching on against the sequential throughput (target >= 5x), which is one
    client with batching off: each request sent as soon as the last is answered, nothing else in
-   between. (The alternating loop of 2. is slower, by 20% in slow-machine runs and 50% in fast
-   ones, so a ratio taken against it would look better than it is.)
+   between. (The alternating loop of 2. is slower than one client alone, so a ratio taken
+   against it would look better than it is.)
 4. The model's own throughput in-process at batch 8 and 32 against batch 1, called as the server
    calls it (the graph call): the most any batching server can reach on this machine, its clients
    and JSON aside.
 5. That ceiling again, measured so that the machine's speed cannot tilt it: half-second rounds of
    sequential HTTP requests (one client, batching off) alternating with half-second rounds of the
-   model alone at batch 32, and the ratio taken round by round. This machine's speed swings by up
-   to 2x within minutes; measured minutes apart, as in 3. and 4., the two rates can come from
-   different speeds.
+   model alone at batch 32, and the ratio taken round by round. A shared machine's speed can swing
+   within minutes; measured minutes apart, as in 3. and 4., the two rates can come from different
+   speeds.
 6. CPU time: the server's per request with 32 clients and batching on (from /proc: the whole
    process, and its event loop thread, which does the HTTP and JSON), the clients' per request,
    and the model's per image at batch 32 in-process; from them, how many cores 5x the sequential
@@ -32,9 +32,9 @@
 
 The clients are lean, as wrk or ab are: each connection sends a prepared request and reads the
 whole answer (status line, Content-Length, body) before its next one; one thread multiplexes all
-connections, so 32 clients do not take turns at one GIL and cost little CPU (measured: about
-0.05 ms per request; a thread per client with http.client cost about 0.2 ms, taken from the
-server on 2 cores). They run on the same machine as the server, as a browser would share it.
+connections, so 32 clients do not take turns at one GIL and cost little CPU (a thread per client
+with http.client cost several times as much, taken from the server). They run on the same machine
+as the server, as a browser would share it.
 
 Without a version under --model_base_path, a quick one is trained (speed does not depend on
 accuracy).

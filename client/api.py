@@ -9,14 +9,19 @@ whether a label exists. Metadata does resolve it: `GET /v1/models/<m>/labels/<l>
 answers with `model_spec.version`, the version the label points to, or 400 "Unrecognized
 servable version label". The client probes the labels this product uses (`LABELS`) that way.
 
+Predictions go to the model's `predict_image` signature: each digit as an encoded image (the
+client's crop, a PNG), which the model normalises into the 28x28 digit it reads, in its own graph
+(export/image_preprocessing.py). The answer holds that 28x28 image too, to show what it saw.
+
 Which version answered: a REST predict answer does not name its version. Just after it the
 client asks the same path's metadata (`answered_by`), whose `model_spec.version` is the version
 that path resolves to (the newest loaded one for "latest"); the page shows the answer first.
-Asked at the same time as the predict, it slowed the predict by about 12 ms. A version swap
+Asked at the same time as the predict, it slowed the predict down. A version swap
 between the two requests could make that stale; `Prediction.version_source` says how the number
 was found.
 """
 
+import base64
 import math
 import os
 import threading
@@ -56,7 +61,8 @@ class VersionStatus:
 
 @dataclass
 class Prediction:
-    probabilities: np.ndarray  # (n, 10), one row per image sent
+    probabilities: np.ndarray  # (n, 10), one row per image sent; all 0 where it found no ink
+    images: np.ndarray  # (n, 28, 28) in 0..1: each digit as the model saw it
     version: int | None  # the version that answered, None when it could not be found out
     version_source: str  # how `version` was found, in words
 
@@ -124,24 +130,36 @@ def resolve_version(url: str, model: str, target: str, timeout: float = STATUS_T
 def predict(
     url: str,
     model: str,
-    images: np.ndarray,
+    images: list[bytes],
     target: str = LATEST,
     timeout: float = PREDICT_TIMEOUT,
 ) -> Prediction:
-    """Class probabilities for (n, 28, 28) images in 0..1, from exactly the path `target` names.
+    """The model's answer for encoded images (PNG, JPEG...), one digit each, from exactly the path
+    `target` names, through its predict_image signature.
 
     The answering version is known for a numbered target; for "latest" or a label `version` is
     None until `answered_by` asks the server."""
-    images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
-    # Four decimals: the request stays small and the model cannot tell the difference. No
-    # signature_name: serving_default is the default, and a body of numbers alone is the one the
-    # local server reads fastest.
-    body = {"instances": np.round(images, 4).tolist()}
-    answer = _request("POST", model_path(url, model, target) + ":predict", url, timeout, body)
-    probabilities = _read_probabilities(answer, len(images), url)
+    body = {
+        "signature_name": settings.IMAGE_SIGNATURE_NAME,
+        "instances": [{"b64": base64.b64encode(image).decode("ascii")} for image in images],
+    }
+    try:
+        answer = _request("POST", model_path(url, model, target) + ":predict", url, timeout, body)
+    except ServingError as e:
+        if f'signature name: "{settings.IMAGE_SIGNATURE_NAME}" not found' not in e.message:
+            raise
+        which = f"Version {target}" if target.isdigit() else f"The version {target} points to"
+        upgrade = f"`python -m export upgrade {target if target.isdigit() else 'N'}`"
+        raise ServingError(
+            "rejected",
+            f"{which} has no {settings.IMAGE_SIGNATURE_NAME} signature: it was exported before "
+            f"models read images themselves. Export it again with {upgrade}, or choose another "
+            "version.",
+        ) from e
+    probabilities, seen = _read_answer(answer, len(images), url)
     if target.isdigit():
-        return Prediction(probabilities, int(target), "asked for by number")
-    return Prediction(probabilities, None, VERSION_NOT_ASKED)
+        return Prediction(probabilities, seen, int(target), "asked for by number")
+    return Prediction(probabilities, seen, None, VERSION_NOT_ASKED)
 
 
 def answered_by(answer: Prediction, url: str, model: str, target: str) -> Prediction:
@@ -159,30 +177,38 @@ def answered_by(answer: Prediction, url: str, model: str, target: str) -> Predic
     return replace(answer, version=version, version_source=source)
 
 
-def _read_probabilities(answer: dict, count: int, url: str) -> np.ndarray:
-    """The `probabilities` of a row-format answer, checked: n rows of 10 finite numbers."""
+def _read_answer(answer: dict, count: int, url: str) -> tuple[np.ndarray, np.ndarray]:
+    """The `probabilities` and `mnist_image` of a row-format answer, checked: n rows of 10 finite
+    numbers, and n 28x28 images in 0..1."""
     rows = answer.get("predictions") if isinstance(answer, dict) else None
     if not isinstance(rows, list) or len(rows) != count:
         raise _malformed(url, "prediction", answer)
-    out = []
+    probabilities, images = [], []
     for row in rows:
-        values = row.get("probabilities") if isinstance(row, dict) else row
+        values = row.get("probabilities") if isinstance(row, dict) else None
         if (
             not isinstance(values, list)
             or len(values) != 10
             or not all(isinstance(v, int | float) and math.isfinite(v) for v in values)
         ):
             raise _malformed(url, "prediction", answer)
-        out.append(values)
-    return np.asarray(out, dtype=np.float32)
+        try:
+            image = np.asarray(row.get("mnist_image"), dtype=np.float32).reshape(28, 28)
+        except (TypeError, ValueError):
+            raise _malformed(url, "prediction", answer) from None
+        if not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
+            raise _malformed(url, "prediction", answer)
+        probabilities.append(values)
+        images.append(image)
+    return np.asarray(probabilities, dtype=np.float32), np.stack(images)
 
 
 _local = threading.local()
 
 
 def _session() -> requests.Session:
-    """This thread's session: its connections stay open between requests (a new one costs about
-    a millisecond), and a Session is not shared between threads (Streamlit runs each page's
+    """This thread's session: its connections stay open between requests (a new one is a TCP
+    handshake every time), and a Session is not shared between threads (Streamlit runs each page's
     script on a thread of its own)."""
     if not hasattr(_local, "session"):
         _local.session = requests.Session()

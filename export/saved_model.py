@@ -1,4 +1,4 @@
-"""Write one servable version: SavedModel with the serving signature, warmup requests, metrics.
+"""Write one servable version: SavedModel with its two signatures, warmup requests, metrics.
 
 The layout is the contract every downstream part relies on:
 
@@ -6,13 +6,24 @@ The layout is the contract every downstream part relies on:
                                                       image          float32 [-1, 28, 28, 1], 0..1
                                                    -> probabilities  float32 [-1, 10] (softmax)
                                                       digit          int64   [-1]     (argmax)
+                                                    signature "predict_image":
+                                                      image_bytes    string  [-1], PNG/JPEG/GIF/BMP
+                                                   -> probabilities  float32 [-1, 10] (0s: no ink)
+                                                      digit          int64   [-1]     (-1: no ink)
+                                                      mnist_image    float32 [-1, 28, 28, 1]
     <base>/<N>/assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog protos
     <base>/<N>/assets.extra/metrics.json                 test accuracy, data, arch, versions...
+    <base>/<N>/assets.extra/model.keras                  the Keras model, to train it further
+
+predict_image turns each image into the 28x28 digit the network reads in the graph itself
+(export/image_preprocessing.py), so a version owns its input's normalisation, and `mnist_image`
+shows what the network saw.
 """
 
 import datetime
 import json
 import platform
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,51 +35,143 @@ from export.versions import write_version
 SIGNATURE_NAME = "serving_default"
 INPUT_NAME = "image"
 INPUT_SHAPE = (None, 28, 28, 1)
+IMAGE_SIGNATURE_NAME = settings.IMAGE_SIGNATURE_NAME
+IMAGE_INPUT_NAME = "image_bytes"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 METRICS_FILE = "metrics.json"
+# TF Serving reads only the warmup file in assets.extra/; this is for `python -m train
+# --from-version N`, which fine-tunes the version's own weights.
+KERAS_FILE = "model.keras"
+SIGNATURES = {
+    SIGNATURE_NAME: {
+        "inputs": {INPUT_NAME: "float32 [-1, 28, 28, 1], 0..1, white digit on black"},
+        "outputs": {"probabilities": "float32 [-1, 10]", "digit": "int64 [-1]"},
+    },
+    IMAGE_SIGNATURE_NAME: {
+        "inputs": {IMAGE_INPUT_NAME: "string [-1], encoded PNG, JPEG, GIF or BMP, any size"},
+        "outputs": {
+            "probabilities": "float32 [-1, 10], all 0 for an image without ink",
+            "digit": "int64 [-1], -1 for an image without ink",
+            "mnist_image": "float32 [-1, 28, 28, 1], the digit as the network saw it",
+        },
+    },
+}
+# The canvas the warmup's images are drawn on (pixels a side), as the browser's.
+WARMUP_CANVAS = 280
+
+
+def network_of(model) -> tuple[object, Callable]:
+    """(what to track, images -> probabilities) for a Keras model or a loaded SavedModel version
+    (whose serving_default is then the network)."""
+    if hasattr(model, "signatures"):
+        serve = model.signatures[SIGNATURE_NAME]
+        return model, lambda images: serve(image=images)["probabilities"]
+    # training=False: augmentation and dropout are off and batch normalisation uses its moving
+    # statistics, so the same image always gives the same output.
+    return model, lambda images: model(images, training=False)
 
 
 def save_signature_model(model, path: Path) -> None:
-    """Save `model` as a SavedModel whose only endpoint is the serving signature.
-
-    The model is called with training=False, so augmentation and dropout are off and batch
-    normalisation uses its moving statistics: the same image always gives the same output.
-    """
+    """Save `model` (a Keras model or a loaded version) as a SavedModel with both signatures."""
     import keras
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec(INPUT_SHAPE, tf.float32, name=INPUT_NAME)])
+    from export.image_preprocessing import images_to_mnist
+
+    tracked, network = network_of(model)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec(INPUT_SHAPE, tf.float32, name=INPUT_NAME)], autograph=False
+    )
     def serve(image):
-        probabilities = model(image, training=False)
+        probabilities = network(image)
         digit = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {"probabilities": probabilities, "digit": digit}
 
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_INPUT_NAME)], autograph=False
+    )
+    def serve_image(image_bytes):
+        images, found = images_to_mnist(image_bytes)
+        # An image without ink is not a digit: no guess, all probabilities 0 and digit -1.
+        probabilities = tf.where(found[:, None], network(images), 0.0)
+        digit = tf.where(found, tf.argmax(probabilities, axis=-1, output_type=tf.int64), -1)
+        return {"probabilities": probabilities, "digit": digit, "mnist_image": images}
+
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(tracked)
     archive.add_endpoint(name=SIGNATURE_NAME, fn=serve)
+    archive.add_endpoint(name=IMAGE_SIGNATURE_NAME, fn=serve_image)
     archive.write_out(str(path), verbose=False)
+
+
+def save_keras_model(model, path: Path) -> None:
+    """The model as a .keras file, without its optimizer's state (Adam's two slots per weight; a
+    fine-tune starts a new one). Built again from its config: clone_model keeps the optimizer."""
+    bare = type(model).from_config(model.get_config())
+    bare.set_weights(model.get_weights())
+    bare.save(path)
 
 
 def write_warmup_requests(path: Path, images: np.ndarray, model_name: str) -> None:
     """TF Serving's warmup file: PredictionLog records it replays when a version loads.
 
-    One single-image request and one small batch, the two shapes the client sends.
+    For each signature, one single-image request and one small batch, the two shapes the client
+    sends; predict_image gets the images drawn large on a canvas, as PNGs.
     """
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     images = np.asarray(images, np.float32).reshape(-1, 28, 28, 1)
+    pngs = canvas_pngs(images[:8])
+    requests = [
+        (SIGNATURE_NAME, INPUT_NAME, tf.make_tensor_proto(batch))
+        for batch in (images[:1], images[:8])
+    ] + [
+        (IMAGE_SIGNATURE_NAME, IMAGE_INPUT_NAME, tf.make_tensor_proto(batch, dtype=tf.string))
+        for batch in (pngs[:1], pngs[:8])
+    ]
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for batch in (images[:1], images[:8]):
+        for signature, input_name, tensor in requests:
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE_NAME)
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
             )
-            request.inputs[INPUT_NAME].CopyFrom(tf.make_tensor_proto(batch))
+            request.inputs[input_name].CopyFrom(tensor)
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
             writer.write(log.SerializeToString())
+
+
+def canvas_pngs(images: np.ndarray) -> list[bytes]:
+    """28x28 digits (0..1) enlarged onto a canvas, as PNGs."""
+    import tensorflow as tf
+
+    big = tf.image.resize(images.reshape(-1, 28, 28, 1), (WARMUP_CANVAS, WARMUP_CANVAS))
+    levels = tf.cast(tf.round(tf.clip_by_value(big, 0, 1) * 255), tf.uint8)
+    return [tf.io.encode_png(image).numpy() for image in levels]
+
+
+def read_warmup_images(version_path: Path) -> np.ndarray | None:
+    """The serving_default images of a version's warmup requests (the largest batch), if any."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = version_path / ASSETS_EXTRA / WARMUP_FILE
+    if not path.exists():
+        return None
+    found = None
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        if (
+            request.model_spec.signature_name in ("", SIGNATURE_NAME)
+            and INPUT_NAME in request.inputs
+        ):
+            images = tf.make_ndarray(request.inputs[INPUT_NAME])
+            if found is None or len(images) > len(found):
+                found = images
+    return found
 
 
 def package_versions() -> dict[str, str]:
@@ -92,7 +195,8 @@ def export_version(
     extras: Callable[[Path], None] | None = None,
     model_name: str = settings.MODEL_NAME,
 ) -> Path:
-    """Export `model` as a new version under base_path and return its folder.
+    """Export `model` (Keras, or a loaded version) as a new version under base_path; return its
+    folder.
 
     metrics: written to assets.extra/metrics.json, completed with version, creation time,
     signature and package versions. warmup_images: float32 0..1 (N, 28, 28[, 1]) used for the
@@ -107,17 +211,15 @@ def export_version(
         assets = tmp / ASSETS_EXTRA
         assets.mkdir()
         write_warmup_requests(assets / WARMUP_FILE, warmup_images, model_name)
+        if not hasattr(model, "signatures"):  # a loaded version (upgrade) copies its own
+            save_keras_model(model, assets / KERAS_FILE)
         if extras is not None:
             extras(assets)
         meta = {
             **metrics,
             "version": version,
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "signature": {
-                "name": SIGNATURE_NAME,
-                "inputs": {INPUT_NAME: "float32 [-1, 28, 28, 1], 0..1, white digit on black"},
-                "outputs": {"probabilities": "float32 [-1, 10]", "digit": "int64 [-1]"},
-            },
+            "signatures": SIGNATURES,
             "packages": package_versions(),
         }
         (assets / METRICS_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -131,3 +233,34 @@ def read_metrics(version_path: Path) -> dict:
         return json.loads((version_path / ASSETS_EXTRA / METRICS_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def upgrade_version(base_path: Path, version: int, model_name: str = settings.MODEL_NAME) -> Path:
+    """Export version `version`'s network again as a new version, with this release's signatures,
+    warmup requests and metrics.json (its figures kept, with `upgraded_from`); its other
+    assets.extra files (plots) are copied. Versions are never changed in place."""
+    import tensorflow as tf
+
+    source = base_path / str(version)
+    if not (source / "saved_model.pb").exists():
+        raise FileNotFoundError(f"{source}: no saved_model.pb there")
+    loaded = tf.saved_model.load(str(source))
+    if SIGNATURE_NAME not in loaded.signatures:
+        raise ValueError(f"{source} has no {SIGNATURE_NAME} signature to take the network from")
+    metrics = {
+        k: v for k, v in read_metrics(source).items() if k not in ("signature", "signatures")
+    }
+
+    def copy_assets(assets: Path) -> None:
+        for item in (source / ASSETS_EXTRA).glob("*"):
+            if item.is_file() and item.name not in (WARMUP_FILE, METRICS_FILE):
+                shutil.copy2(item, assets / item.name)
+
+    return export_version(
+        loaded,
+        base_path,
+        {**metrics, "upgraded_from": version},
+        warmup_images=read_warmup_images(source),
+        extras=copy_assets,
+        model_name=model_name,
+    )

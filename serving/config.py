@@ -1,19 +1,36 @@
 """Reading TF Serving's config files: models.config, the batching parameters and monitoring config.
 
-models.config is a text ModelServerConfig proto, parsed with tensorflow-serving-api's own proto.
-The batching and monitoring protos are not in that package, so their few fields are read by a
-small text-proto reader.
+Each is a text-format proto, parsed by protobuf's own parser into the message TF Serving reads it
+into: ModelServerConfig from tensorflow-serving-api, BatchingParameters and MonitoringConfig from
+serving/config_protos.py. A misspelt field fails as in TF Serving: the server does not start.
 """
 
-import re
+import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
+from google.protobuf.message import Message
 from tensorflow_serving.config import model_server_config_pb2
+
+from serving import config_protos
+
+log = logging.getLogger("serving")
 
 # The folder docker compose mounts the models into; --models_root stands in for it locally.
 CONTAINER_MODELS_ROOT = "/models"
+
+
+def read_text_proto(path: Path, message_class: type) -> Message:
+    """A text-format proto file parsed into message_class, as TF Serving's ParseProtoTextFile()
+    reads it: an unknown field or a wrongly typed value is an error (ValueError), and the server
+    that reads it at startup refuses to start."""
+    try:
+        return text_format.Parse(Path(path).read_text(), message_class())
+    except text_format.ParseError as e:
+        # TF Serving says "Invalid protobuf file: '<path>'" and logs the parser's detail apart.
+        raise ValueError(f"Invalid protobuf file: '{path}': {e}") from None
 
 
 @dataclass
@@ -30,11 +47,7 @@ class ModelConfig:
 
 def read_model_config_file(path: Path, models_root: Path | None) -> list[ModelConfig]:
     """The models of a text ModelServerConfig file, base paths resolved; ValueError if invalid."""
-    config = model_server_config_pb2.ModelServerConfig()
-    try:
-        text_format.Parse(Path(path).read_text(), config)
-    except text_format.ParseError as e:
-        raise ValueError(f"Invalid protobuf file: '{path}': {e}") from None
+    config = read_text_proto(path, model_server_config_pb2.ModelServerConfig)
     if config.WhichOneof("config") != "model_config_list":
         raise ValueError(f"{path} has no model_config_list (custom_model_config is not supported)")
     models, names = [], set()
@@ -83,58 +96,6 @@ def resolve_base_path(base_path: str, models_root: Path | None) -> Path:
     return path
 
 
-def read_text_proto(path: Path) -> dict:
-    """A small text-format reader for flat protos such as BatchingParameters and MonitoringConfig.
-
-    Returns nested dicts: `max_batch_size { value: 32 }` -> {"max_batch_size": {"value": 32}}.
-    """
-    tokens = re.findall(r'"(?:[^"\\]|\\.)*"|[{}:,;]|[^\s{}:,;"]+', _strip_comments(path))
-    value, rest = _read_fields(tokens, 0)
-    if rest != len(tokens):
-        raise ValueError(f"Invalid protobuf file: '{path}': unexpected '{tokens[rest]}'")
-    return value
-
-
-def _strip_comments(path: Path) -> str:
-    return "\n".join(line.split("#", 1)[0] for line in Path(path).read_text().splitlines())
-
-
-def _read_fields(tokens: list[str], i: int) -> tuple[dict, int]:
-    fields: dict = {}
-    while i < len(tokens) and tokens[i] != "}":
-        name = tokens[i]
-        i += 1
-        if i < len(tokens) and tokens[i] == ":":
-            i += 1
-        if i < len(tokens) and tokens[i] == "{":
-            fields[name], i = _read_fields(tokens, i + 1)
-            if i >= len(tokens):
-                raise ValueError(f"Invalid protobuf text: missing '}}' after {name}")
-            i += 1
-        elif i < len(tokens):
-            fields[name] = _scalar(tokens[i])
-            i += 1
-        else:
-            raise ValueError(f"Invalid protobuf text: no value for {name}")
-        while i < len(tokens) and tokens[i] in ",;":
-            i += 1
-    return fields, i
-
-
-def _scalar(token: str):
-    if token.startswith('"'):
-        return bytes(token[1:-1], "utf-8").decode("unicode_escape")
-    if token in ("true", "false"):
-        return token == "true"
-    try:
-        return int(token)
-    except ValueError:
-        try:
-            return float(token)
-        except ValueError:
-            return token
-
-
 @dataclass
 class BatchingParameters:
     """The BatchingParameters fields the local batcher honours, with TF Serving's defaults."""
@@ -149,17 +110,23 @@ def read_batching_parameters(path: Path | None) -> BatchingParameters:
     params = BatchingParameters()
     if path is None:
         return params
-    for name, value in read_text_proto(path).items():
-        if hasattr(params, name) and isinstance(value, dict) and "value" in value:
-            setattr(params, name, int(value["value"]))
+    proto = read_text_proto(path, config_protos.BatchingParameters)
+    honoured = [f.name for f in dataclasses.fields(BatchingParameters)]
+    for name in honoured:
+        if proto.HasField(name):
+            setattr(params, name, getattr(proto, name).value)
+    ignored = [f.name for f, _ in proto.ListFields() if f.name not in honoured]
+    if ignored:
+        log.warning("The local batcher does not use %s from %s", ", ".join(ignored), path)
     return params
 
 
 def read_prometheus_path(path: Path | None, default: str) -> str | None:
-    """The Prometheus path a MonitoringConfig enables (None when it disables it)."""
+    """The Prometheus path a MonitoringConfig enables: None without one, or when it is disabled
+    (http_server.cc registers the handler only for prometheus_config { enable: true })."""
     if path is None:
-        return default
-    prometheus = read_text_proto(path).get("prometheus_config", {})
-    if not prometheus.get("enable", False):
         return None
-    return prometheus.get("path") or default
+    prometheus = read_text_proto(path, config_protos.MonitoringConfig).prometheus_config
+    if not prometheus.enable:
+        return None
+    return prometheus.path or default

@@ -23,7 +23,7 @@ import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
-from serving import json_tensor
+from serving import classify_regress, json_tensor
 from serving.batching import can_batch
 from serving.http_server import HttpServer, Request, Response
 from serving.metrics import Metrics
@@ -59,14 +59,15 @@ DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
 
 @dataclass
 class ModelCall:
-    """A predict request checked and converted: the model call is left to a worker thread.
+    """A predict, classify or regress request checked and converted: the model call is left to a
+    worker thread, and to_json() makes the response body of its outputs.
 
     The servable is acquired; whoever finishes the call releases it."""
 
     servable: Servable
     signature: Signature
     arrays: dict[str, np.ndarray]
-    fmt: str
+    to_json: Callable[[dict[str, np.ndarray]], str]
 
 
 class RestServer:
@@ -137,7 +138,7 @@ class RestServer:
 
     def _run(self, call: ModelCall, finish: Callable) -> None:
         """A lone request runs on the loop thread: handing it to a worker and back costs two
-        thread wake-ups (0.3-0.5 ms on 2 cores). With others waiting, a worker runs it, so that
+        thread wake-ups (bench/RESULTS.md). With others waiting, a worker runs it, so that
         their parsing overlaps the model."""
         if self.http.waiting_connections() == 1:
             _call(call.signature, call.arrays, functools.partial(self._model_done, call, finish))
@@ -159,9 +160,9 @@ class RestServer:
         try:
             if error is not None:
                 raise error
-            finish("OK", json_tensor.make_json(outputs, call.fmt))
+            finish("OK", call.to_json(outputs))
         except Exception as e:
-            finish(*_failure(e, "POST", "predict"))
+            finish(*_failure(e, "POST", "model call"))
 
 
 def _call(signature: Signature, arrays: dict, done: Callable) -> None:
@@ -187,7 +188,7 @@ def _error_response(status: int, message: str) -> Response:
 
 def route(manager: Manager, method: str, path: str, body: bytes) -> str | ModelCall:
     """HttpRestApiHandler::ProcessRequest(): the JSON body of the answer, a model call still to
-    make (predict), or a ServingError."""
+    make (predict, classify, regress), or a ServingError."""
     malformed = invalid(f"Malformed request: {method} {path}")
     if method == "POST":
         match = PREDICTION_RE.fullmatch(path)
@@ -256,61 +257,29 @@ def predict(
         manager.release(servable)
         raise
     arrays, fmt = converted
-    return ModelCall(servable, signature, arrays, fmt)
+    return ModelCall(servable, signature, arrays, functools.partial(json_tensor.make_json, fmt=fmt))
 
 
 def classify_or_regress(
     manager: Manager, api: str, name: str, version: int | None, label: str | None, body: bytes
-) -> str:
-    """Classify/Regress: checks as TF Serving makes them, down to the signature's shape."""
+) -> ModelCall:
+    """ProcessClassifyRequest() / ProcessRegressRequest(): the request's examples, checked as TF
+    Serving checks them, for the signature to run on."""
     doc = json_tensor.parse_json(body)
     signature_name = json_tensor.signature_name(doc)
-    json_tensor.check_examples_request(doc)
+    examples = json_tensor.examples_from_json(doc)
     servable = manager.acquire(name, version, label)
     try:
         key = signature_name or "serving_default"
-        if key not in servable.signature_defs:
-            # classifier.cc / regressor.cc GetClassificationSignatureDef()
+        classify_regress.check_signature(api, key, servable.signature_defs)
+        signature = servable.signatures.get(key)
+        if signature is None:  # in the MetaGraph but not callable, e.g. an init op
             raise invalid(f"No signature was found with the name: {key}")
-        proto = servable.signature_defs[key]
-        _check_classify_regress_signature(api, proto)
-    finally:
+    except BaseException:
         manager.release(servable)
-    # A real classify/regress signature takes serialized tf.Examples; our models have none.
-    raise ServingError("UNIMPLEMENTED", f"The local server does not run {api} signatures")
-
-
-def _check_classify_regress_signature(api: str, proto) -> None:
-    """PreProcessClassification() / PreProcessRegression() with the method-name check off."""
-    from google.protobuf import text_format
-
-    if len(proto.inputs) != 1:
-        raise invalid("Expected one input Tensor.")
-    if api == "classify":
-        if len(proto.outputs) not in (1, 2):
-            raise invalid(f"Expected one or two output Tensors, found {len(proto.outputs)}")
-        if "inputs" not in proto.inputs:
-            raise invalid(
-                "No classification inputs found in SignatureDef: ",
-                text_format.MessageToString(proto),
-            )
-        if "classes" not in proto.outputs and "scores" not in proto.outputs:
-            raise invalid(
-                'Expected classification signature outputs to contain at least one of "classes" '
-                'or "scores". Signature was: ',
-                text_format.MessageToString(proto),
-            )
-        return
-    if len(proto.outputs) != 1:
-        raise invalid("Expected one output Tensor.")
-    if "inputs" not in proto.inputs:
-        raise invalid(
-            "No regression inputs found in SignatureDef: ", text_format.MessageToString(proto)
-        )
-    if "outputs" not in proto.outputs:
-        raise invalid(
-            "No regression outputs found in SignatureDef: ", text_format.MessageToString(proto)
-        )
+        raise
+    to_json = functools.partial(classify_regress.results_json, api, num_examples=len(examples))
+    return ModelCall(servable, signature, {classify_regress.INPUTS: examples}, to_json)
 
 
 def model_status(manager: Manager, name: str, version: int | None) -> str:

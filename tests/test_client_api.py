@@ -1,5 +1,6 @@
 """client/api.py against the local server (a subprocess on a free port) and against broken ones."""
 
+import base64
 import http.server
 import json
 import shutil
@@ -10,12 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import requests
 
 import settings
-from client import api, results
+from client import api, preprocess, results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,9 +100,16 @@ def server(tiny_model_base, tmp_path_factory):
 
 
 @pytest.fixture
-def digits() -> np.ndarray:
+def digits() -> list[bytes]:
+    """Three digits' crops as the client sends them: PNGs of white strokes on black."""
     rng = np.random.default_rng(0)
-    return rng.random((3, 28, 28)).astype(np.float32)
+    crops = []
+    for _ in range(3):
+        crop = np.zeros((120, 90), np.uint8)
+        points = rng.integers(5, 85, (4, 2)).astype(np.int32)
+        cv2.polylines(crop, [points], False, 255, 12)
+        crops.append(preprocess.encode_png(crop))
+    return crops
 
 
 def test_versions_and_their_states(server):
@@ -122,6 +131,7 @@ def test_predict_answers_from_the_path_asked(server, digits, target, source):
     answer = api.answered_by(answer, server, settings.MODEL_NAME, target)
     assert answer.probabilities.shape == (3, 10)
     assert np.allclose(answer.probabilities.sum(axis=1), 1, atol=1e-3)
+    assert answer.images.shape == (3, 28, 28) and answer.images.max() == pytest.approx(1)
     assert answer.version == 1
     assert source in answer.version_source
 
@@ -138,14 +148,32 @@ def test_answer_first_then_the_version_that_gave_it(server, digits, target):
 
 
 def test_predict_agrees_with_the_raw_rest_call(server, digits):
-    raw = requests.post(
-        f"{server}/v1/models/{settings.MODEL_NAME}:predict",
-        json={"instances": digits[..., None].tolist()},
-        timeout=10,
-    ).json()
-    expected = np.array([row["probabilities"] for row in raw["predictions"]])
+    # The curl way: the image signature by name, each image as {"b64": ...}.
+    body = {
+        "signature_name": settings.IMAGE_SIGNATURE_NAME,
+        "instances": [{"b64": base64.b64encode(d).decode()} for d in digits],
+    }
+    url = f"{server}/v1/models/{settings.MODEL_NAME}:predict"
+    raw = requests.post(url, json=body, timeout=30).json()
     answer = api.predict(server, settings.MODEL_NAME, digits)
-    assert np.allclose(answer.probabilities, expected, atol=1e-3)
+    expected = np.array([row["probabilities"] for row in raw["predictions"]], np.float32)
+    np.testing.assert_array_equal(answer.probabilities, expected)
+    seen = np.array([row["mnist_image"] for row in raw["predictions"]], np.float32)[..., 0]
+    np.testing.assert_array_equal(answer.images, seen)
+
+
+def test_a_version_without_the_image_signature_says_how_to_get_it(fake):
+    # TF Serving's answer for a version exported before predict_image (the browser test gets it
+    # from the local server serving such a version).
+    error = {"error": 'Serving signature name: "predict_image" not found in signature def'}
+    fake.reply = (400, json.dumps(error).encode())
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    for target, names in [("2", "Version 2"), ("latest", "The version latest points to")]:
+        with pytest.raises(api.ServingError) as e:
+            api.predict(url, settings.MODEL_NAME, [b"a png"], target)
+        assert e.value.kind == "rejected"
+        assert e.value.message.startswith(f"{names} has no predict_image signature")
+        assert "python -m export upgrade" in e.value.message
 
 
 def test_unknown_version_shows_tf_servings_text(server, digits):
@@ -263,13 +291,19 @@ def fake():
         b'{"predictions": [{"probabilities": [NaN, 0, 0, 0, 0, 0, 0, 0, 0, 1]}]}',
         b'{"predictions": [{"probabilities": ["a", 0, 0, 0, 0, 0, 0, 0, 0, 1]}]}',
         b"[1, 2, 3]",
+        # The 10 probabilities but no image, or not a 28x28 one in 0..1:
+        b'{"predictions": [{"probabilities": [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]}]}',
+        b'{"predictions": [{"probabilities": [0, 0, 0, 0, 0, 0, 0, 0, 0, 1], "mnist_image": [1]}]}',
+        b'{"predictions": [{"probabilities": [0, 0, 0, 0, 0, 0, 0, 0, 0, 1], "mnist_image": '
+        + json.dumps([[2.0] * 28] * 28).encode()
+        + b"}]}",
     ],
 )
 def test_malformed_answers(fake, body):
     fake.reply = (200, body)
     url = f"http://127.0.0.1:{fake.server_address[1]}"
     with pytest.raises(api.ServingError) as e:
-        api.predict(url, "mnist", np.zeros((1, 28, 28)), "1")
+        api.predict(url, "mnist", [b"a png"], "1")
     assert e.value.kind == "malformed"
 
 
@@ -319,6 +353,8 @@ def test_reading_results():
     number, confidences = results.read_number(probabilities)
     assert number == "70"
     assert confidences == pytest.approx([0.95, 0.5])
+    # The model found no digit in the second image (digit -1, probabilities all 0).
+    assert results.read_number(probabilities * [[1], [0]]) == ("7?", pytest.approx([0.95, 0]))
     assert not results.is_sure(confidences)
     assert results.is_sure(confidences[:1])
 

@@ -21,18 +21,14 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from google.protobuf import (
-    descriptor_pb2,
-    descriptor_pool,
-    message_factory,
-    text_format,
-    wrappers_pb2,
-)
+from google.protobuf import text_format
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from tensorflow_serving.config import model_server_config_pb2
 
 import settings
+from serving.config import read_text_proto
+from serving.config_protos import BatchingParameters, MonitoringConfig
 
 ROOT = settings.ROOT
 SERVING = ROOT / "serving"
@@ -61,83 +57,20 @@ MODEL_SERVER_FLAGS = {
 }  # fmt: skip
 
 
-# --- The protos TF Serving parses the config files into -------------------------------------
-
-
-def _config_protos() -> tuple[type, type]:
-    """MonitoringConfig and BatchingParameters message classes.
-
-    tensorflow-serving-api does not ship their Python modules, so they are built here from
-    tensorflow/serving's tensorflow_serving/config/monitoring_config.proto and
-    tensorflow_serving/servables/tensorflow/session_bundle_config.proto: the same package, field
-    names, numbers and types (BatchingParameters up to field 7; a config using a newer field must
-    add it here). Text format parsing needs nothing else.
-    """
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    file = descriptor_pb2.FileDescriptorProto(
-        name="tensorflow_serving_config_subset.proto",
-        package="tensorflow.serving",
-        syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )
-    field = descriptor_pb2.FieldDescriptorProto
-    int64_value, string_value = ".google.protobuf.Int64Value", ".google.protobuf.StringValue"
-
-    def message(name: str, fields: list[tuple[str, int, int, str]]) -> None:
-        proto = file.message_type.add(name=name)
-        for field_name, number, field_type, type_name in fields:
-            repeated = field_name == "allowed_batch_sizes"
-            added = proto.field.add(name=field_name, number=number, type=field_type)
-            added.label = field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL
-            if type_name:
-                added.type_name = type_name
-
-    message(
-        "PrometheusConfig",
-        [("enable", 1, field.TYPE_BOOL, ""), ("path", 2, field.TYPE_STRING, "")],
-    )
-    message(
-        "MonitoringConfig",
-        [("prometheus_config", 1, field.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig")],
-    )
-    message(
-        "BatchingParameters",
-        [
-            ("max_batch_size", 1, field.TYPE_MESSAGE, int64_value),
-            ("batch_timeout_micros", 2, field.TYPE_MESSAGE, int64_value),
-            ("max_enqueued_batches", 3, field.TYPE_MESSAGE, int64_value),
-            ("num_batch_threads", 4, field.TYPE_MESSAGE, int64_value),
-            ("thread_pool_name", 5, field.TYPE_MESSAGE, string_value),
-            ("allowed_batch_sizes", 6, field.TYPE_INT64, ""),
-            ("pad_variable_length_inputs", 7, field.TYPE_BOOL, ""),
-        ],
-    )
-    pool.Add(file)
-    monitoring = pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
-    batching = pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
-    return message_factory.GetMessageClass(monitoring), message_factory.GetMessageClass(batching)
-
-
-MonitoringConfig, BatchingParameters = _config_protos()
-
-
 def parse_config(path: Path, message_class: type):
-    return text_format.Parse(path.read_text(), message_class())
+    """The file as the local server reads it, into the message TF Serving reads it into."""
+    return read_text_proto(path, message_class)
 
 
 # --- Reading .env, compose and Dockerfiles as their tools do --------------------------------
 
 
-def read_dotenv() -> dict[str, str]:
-    """KEY=VALUE lines of the repo's .env, which compose reads for ${VAR}."""
-    values = {}
-    for line in (ROOT / ".env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+def test_read_env_reads_key_value_lines(tmp_path):
+    """settings.read_env is how Python reads .env (settings and these tests alike)."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# a comment\n\n  MODEL_NAME = mnist \nURL=http://x/?a=b\n# PORT=1\n")
+    assert settings.read_env(dotenv) == {"MODEL_NAME": "mnist", "URL": "http://x/?a=b"}
+    assert settings.read_env() == settings.read_env(ROOT / ".env")
 
 
 _COMPOSE_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{[^}]*\}|\$[A-Za-z_]\w*")
@@ -168,7 +101,7 @@ def compose_raw() -> dict:
 
 
 def compose() -> dict:
-    return interpolate(compose_raw(), read_dotenv())
+    return interpolate(compose_raw(), settings.read_env())
 
 
 def dockerfile(path: Path) -> list[tuple[str, str]]:
@@ -231,7 +164,8 @@ def test_models_config_serves_our_model_from_the_mounted_models_folder():
     assert model.name == settings.MODEL_NAME
     # compose mounts ./MODELS_DIR at /models
     assert model.base_path == f"/models/{settings.MODEL_NAME}"
-    assert settings.MODEL_BASE_PATH == ROOT / read_dotenv()["MODELS_DIR"] / settings.MODEL_NAME
+    models_dir = settings.read_env()["MODELS_DIR"]
+    assert settings.MODEL_BASE_PATH == ROOT / models_dir / settings.MODEL_NAME
     assert model.model_platform == "tensorflow"
     assert model.model_version_policy.WhichOneof("policy_choice") == "latest"
     assert model.model_version_policy.latest.num_versions == 2
@@ -271,7 +205,8 @@ def test_batching_config_sets_every_scheduler_parameter():
     ],
 )
 def test_config_protos_reject_what_tf_serving_would_reject(text, message_class):
-    """The stand-in protos are as strict as TF Serving: misspelt or mistyped fields fail."""
+    """The mirrored protos (serving/config_protos.py) are as strict as TF Serving: misspelt or
+    mistyped fields fail."""
     classes = {"BatchingParameters": BatchingParameters, "MonitoringConfig": MonitoringConfig}
     with pytest.raises(text_format.ParseError):
         text_format.Parse(text, classes[message_class]())
@@ -298,12 +233,28 @@ def serving_container_env() -> dict[str, str]:
     return compose()["services"]["serving"]["environment"]
 
 
+# The flags file the serving container's command reads (serving/model_server.flags, mounted).
+FLAGS_FILE = f"{CONFIG_DIR}/model_server.flags"
+
+
+def run_model_server_command(
+    command: list[str], env: dict[str, str], tmp_path: Path, flags_file: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run a serving container's command (exec form) with a stand-in tensorflow_model_server.
+
+    The command reads its flags from flags_file (default serving/model_server.flags) instead of
+    the container's /etc/tfserving; the flags themselves are left as the file has them.
+    """
+    flags_file = flags_file or SERVING / "model_server.flags"
+    assert sum(FLAGS_FILE in part for part in command) == 1, "the command reads no flags file"
+    command = [part.replace(FLAGS_FILE, str(flags_file)) for part in command]
+    return run_with_stand_in(command, "tensorflow_model_server", env, tmp_path)
+
+
 def model_server_argv(tmp_path: Path, extra: list[str] = ()) -> list[str]:
     """The arguments tensorflow_model_server gets in the serving container."""
     entrypoint = exec_form(SERVING / "Dockerfile", "ENTRYPOINT")
-    result = run_with_stand_in(
-        [*entrypoint, *extra], "tensorflow_model_server", serving_container_env(), tmp_path
-    )
+    result = run_model_server_command([*entrypoint, *extra], serving_container_env(), tmp_path)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -340,10 +291,10 @@ def test_model_server_flags(tmp_path):
 
 
 def test_make_run_gives_the_local_server_the_containers_flags(tmp_path):
-    """`make run` reads the flags from the Dockerfile: the local server runs as the container."""
+    """`make run` reads the container's flags file: the local server runs as the container."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from run import container_flags
+        from start_server_and_app import container_flags
     finally:
         sys.path.remove(str(ROOT / "scripts"))
     from serving.__main__ import parse_args
@@ -369,26 +320,40 @@ def test_model_server_takes_extra_flags_from_docker_run(tmp_path):
 def test_model_server_refuses_to_start_without_its_ports(tmp_path):
     entrypoint = exec_form(SERVING / "Dockerfile", "ENTRYPOINT")
     env = {k: v for k, v in serving_container_env().items() if k != "GRPC_PORT"}
-    result = run_with_stand_in(entrypoint, "tensorflow_model_server", env, tmp_path)
+    result = run_model_server_command(entrypoint, env, tmp_path)
     assert result.returncode != 0
     assert "GRPC_PORT" in result.stderr
     assert result.stdout == ""
 
 
-def test_serving_image_has_the_config_files_the_flags_name():
+def test_model_server_refuses_to_start_without_its_flags_file(tmp_path):
+    """Not a server on default flags: one that serves nothing, or no labels."""
+    entrypoint = exec_form(SERVING / "Dockerfile", "ENTRYPOINT")
+    missing = tmp_path / "model_server.flags"
+    result = run_model_server_command(entrypoint, serving_container_env(), tmp_path, missing)
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+    assert result.stdout == ""
+
+
+def test_serving_image_has_the_config_files_the_flags_name(tmp_path):
     (sources, destination), *others = copies(SERVING / "Dockerfile")
     assert not others
     assert destination.rstrip("/") == CONFIG_DIR
-    assert set(sources) == {"models.config", "monitoring.config", "batching.config"}
+    assert set(sources) == {
+        "models.config", "monitoring.config", "batching.config", "model_server.flags"
+    }  # fmt: skip
     assert all((SERVING / source).is_file() for source in sources)
+    named = [v for v in flag_values(model_server_argv(tmp_path)).values() if v.startswith("/")]
+    assert {f"{CONFIG_DIR}/{source}" for source in sources} == {*named, FLAGS_FILE}
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------
 
 
 def test_compose_uses_only_variables_from_dotenv():
-    interpolate(compose_raw(), read_dotenv())  # asserts on any unknown or unsupported variable
-    env = read_dotenv()
+    env = settings.read_env()
+    interpolate(compose_raw(), env)  # asserts on any unknown or unsupported variable
     assert env["MODEL_NAME"] == settings.MODEL_NAME
     assert int(env["REST_API_PORT"]) == settings.REST_API_PORT
     assert int(env["GRPC_PORT"]) == settings.GRPC_PORT
@@ -452,6 +417,26 @@ def test_compose_client_service():
     assert client["depends_on"] == {"serving": {"condition": "service_healthy"}}
 
 
+def test_the_feedback_store_is_in_a_volume_the_client_writes_and_train_reads():
+    """.env's FEEDBACK_DB is a path under the repo root, /app in the images: its folder is a
+    named volume in the client (which the image makes, owned by its user). Train mounts the same
+    volume beside /app/data (which ships training data) and names the same file in it."""
+    spec = compose()
+    store = ROOT / settings.read_env()["FEEDBACK_DB"]
+    folder = store.parent.relative_to(ROOT)
+    assert f"feedback-data:/app/{folder}" in spec["services"]["client"]["volumes"]
+    train = spec["services"]["train"]
+    mounted = train["environment"]["FEEDBACK_DB"].rsplit("/", 1)
+    assert mounted[1] == store.name
+    assert f"feedback-data:{mounted[0]}" in train["volumes"]
+    assert not any(v.endswith(f":/app/{folder}") for v in train["volumes"])
+    assert "feedback-data" in spec["volumes"]
+    run = " ".join(arguments for name, arguments in dockerfile(ROOT / "client" / "Dockerfile")
+                   if name == "RUN")  # fmt: skip
+    assert f"mkdir {folder} && chown app {folder}" in run
+    assert instruction(ROOT / "client" / "Dockerfile", "WORKDIR") == "/app"
+
+
 def test_compose_train_service_writes_where_serving_reads():
     spec = compose()
     train = spec["services"]["train"]
@@ -462,7 +447,7 @@ def test_compose_train_service_writes_where_serving_reads():
     base_path = config.model_config_list.config[0].base_path
     assert train["command"] == ["--data", "tfds", "--model-base-path", base_path]
     # tfds downloads into a named volume, at the path the image tells tfds to use.
-    (cache,) = [v for v in train["volumes"] if not v.startswith(".")]
+    (cache,) = [v for v in train["volumes"] if v.startswith("tfds-cache:")]
     volume, target = cache.split(":")
     assert volume in spec["volumes"]
     train_env = instruction(ROOT / "train" / "Dockerfile", "ENV")
@@ -474,7 +459,7 @@ def test_compose_train_service_writes_where_serving_reads():
 
 
 def status_body(state: str) -> bytes:
-    """TF Serving's model status JSON (/work/shared/docs/tfserving-rest.md) for one version."""
+    """TF Serving's model status JSON (GET /v1/models/<name>, docs/rest-api.md) for one version."""
     status = {"version": "1", "state": state, "status": {"error_code": "OK", "error_message": ""}}
     return json.dumps({"model_version_status": [status]}, indent=1).encode()
 
@@ -511,7 +496,7 @@ def healthcheck(port: int) -> subprocess.CompletedProcess:
     """Run the compose healthcheck with the REST port moved to `port`."""
     test = interpolate(
         compose_raw()["services"]["serving"]["healthcheck"]["test"],
-        {**read_dotenv(), "REST_API_PORT": str(port)},
+        {**settings.read_env(), "REST_API_PORT": str(port)},
     )
     assert test[0] == "CMD"
     # The official image has no curl or wget; the check must not need them.
@@ -589,13 +574,17 @@ def imported_modules(folders: list[str]) -> set[str]:
     return imported - set(sys.stdlib_module_names)
 
 
-FIRST_PARTY = {"client", "train", "export", "serving", "settings"}
+FIRST_PARTY = {"client", "train", "export", "serving", "settings", "feedback"}
 IMAGES = {
     # image: (folders it runs, first-party modules it copies, what it installs)
-    "client": (["client"], {"client", "settings"}, {"requirements-client.txt": True}),
+    "client": (
+        ["client", "feedback"],
+        {"client", "feedback", "settings"},
+        {"requirements-client.txt": True},
+    ),
     "train": (
         ["train", "export"],
-        {"train", "export", "settings"},
+        {"train", "export", "feedback", "settings"},
         {"requirements.txt": True, "requirements-nodeps.txt": False},
     ),
 }
@@ -616,7 +605,7 @@ def test_images_have_every_package_their_code_imports(image):
 
 
 def test_client_image_has_no_tensorflow():
-    assert "tensorflow" not in imported_modules(["client"])
+    assert "tensorflow" not in imported_modules(["client", "feedback"])
     installed = installed_with("requirements-client.txt")
     assert not {"tensorflow", "tensorflow-cpu", "keras"} & installed
 

@@ -154,3 +154,26 @@ def test_uji_dev_draws_the_dev_writers_digits_in_order():
     assert len(digits) == 260 and len({d.writer for d in digits}) == 13
     sides = [max(b[1] - b[0], b[3] - b[2]) for b in (ink_box(c) for c, _ in samples)]
     assert 120 <= min(sides) and max(sides) <= 230 + 32
+
+
+def test_uploads_are_the_images_a_file_holds_in_each_style(mnist_sample):
+    images, labels = mnist_sample
+    kinds = {"scan": (280, 280, 3), "photo": (280, 280), "photo_jpeg": (280, 280),
+             "cut_out": (280, 280, 4)}  # fmt: skip
+    assert set(kinds) == set(devsets.UPLOAD_STYLES)
+    for style, shape in kinds.items():
+        first = take(devsets.uploads(images, labels, style), 3)
+        again = take(devsets.uploads(images, labels, style), 3)
+        assert [label for _, label in first] == list(labels[:3])
+        for (image, _), (same, _) in zip(first, again, strict=True):
+            assert image.shape == shape and image.dtype == np.uint8
+            assert np.array_equal(image, same)
+    scan, _ = take(devsets.uploads(images, labels, "scan"), 1)[0]
+    assert np.median(scan) > 200 and scan.min() < 100  # dark ink on light paper
+    photo, _ = take(devsets.uploads(images, labels, "photo"), 1)[0]
+    border = np.concatenate([photo[0], photo[-1], photo[:, 0], photo[:, -1]])
+    assert np.ptp(border) > 20  # lit unevenly
+    cut_out, _ = take(devsets.uploads(images, labels, "cut_out"), 1)[0]
+    assert cut_out[..., :3].max() == 0 and cut_out[..., 3].min() == 0
+    with pytest.raises(ValueError):
+        next(devsets.uploads(images, labels, "fax"))

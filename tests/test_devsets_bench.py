@@ -85,3 +85,42 @@ def test_uji_dev_is_scored_writer_by_writer(tiny_model_base, capsys):
     accuracy_bench.print_version(tiny_model_base / "1", result, (0.9,))
     out = capsys.readouterr().out
     assert "uji_dev by writer: 2 writers, lowest" in out and writers[0][0] in out
+
+
+def test_parity_compares_predict_image_with_the_old_path(tiny_model_base, capsys):
+    folder = tiny_model_base / "1"
+    blank = accuracy_bench.preprocess("blank", [(np.zeros((280, 280, 4), np.uint8), 5)])
+    sets = [canvases_set("continental_7", devsets.continental_7(n=4), 4), blank]
+    assert sets[0].crops[0][:4] == b"\x89PNG" and blank.crops == [b""]
+    old = accuracy_bench.evaluate(folder, sets)
+    rows = accuracy_bench.parity(folder, sets, old["probabilities"])
+    assert [r[:3] for r in rows] == [(name, n, acc) for name, n, acc, _ in old["rows"]]
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(folder)).signatures["predict_image"]
+    digits = signature(image_bytes=tf.constant(sets[0].crops))["digit"].numpy()
+    assert rows[0][3] == pytest.approx((digits == 7).mean())
+    old_answers = old["probabilities"][:4].argmax(axis=1)
+    assert rows[0][4] == pytest.approx((digits == old_answers).mean())
+    # A blank canvas: no digit either way, the same (wrong) answer.
+    assert rows[1][2:] == (0.0, 0.0, 1.0, 0.0)
+    accuracy_bench.print_parity(folder, rows)
+    assert "same answer on at least" in capsys.readouterr().out
+
+
+def test_a_version_without_predict_image_is_benched_the_old_way(tiny_model_base, tmp_path, capsys):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(tiny_model_base / "1"))
+    old = tmp_path / "mnist" / "1"
+    tf.saved_model.save(loaded, str(old), signatures=loaded.signatures["serving_default"])
+    sets = [canvases_set("continental_1", devsets.continental_1(n=2), 2)]
+    result = accuracy_bench.evaluate(old, sets)
+    assert accuracy_bench.parity(old, sets, result["probabilities"]) is None
+    accuracy_bench.print_parity(old, None)
+    assert "python -m export upgrade 1" in capsys.readouterr().out
+
+
+def test_pngs_pack_for_the_cache_and_come_back():
+    pngs = [b"\x89PNG one", b"", b"two"]
+    assert accuracy_bench._unpack(*accuracy_bench._pack(pngs)) == pngs

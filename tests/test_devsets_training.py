@@ -240,7 +240,7 @@ def test_canvas_arch_is_the_reference_network_without_dropout_and_a_narrower_fir
         return [layer.filters for layer in model.layers if hasattr(layer, "filters")]
 
     assert filters(reference) == [32, 32, 64, 64, 128]
-    assert filters(canvas) == [16, 16, 64, 64, 128]  # the block at full resolution: a third less
+    assert filters(canvas) == [16, 16, 64, 64, 128]  # narrower only at full resolution
     assert (canvas.count_params(), reference.count_params()) == (421_146, 437_546)
 
     def kinds(model):

@@ -81,17 +81,29 @@ def test_warmup_requests_are_prediction_logs_the_model_accepts(tiny_version, ser
     path = tiny_version / "assets.extra" / "tf_serving_warmup_requests"
     records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
     assert 1 <= len(records) <= 1000  # TF Serving reads at most 1000
+    loaded = tf.saved_model.load(str(tiny_version))
+    asked = []
     for record in records:
         log = prediction_log_pb2.PredictionLog.FromString(record)
         assert log.WhichOneof("log_type") == "predict_log"
         request = log.predict_log.request
         assert request.model_spec.name == settings.MODEL_NAME
-        assert request.model_spec.signature_name == "serving_default"
-        assert list(request.inputs) == ["image"]
-        image = tf.make_ndarray(request.inputs["image"])
-        assert image.dtype == np.float32 and image.shape[1:] == (28, 28, 1)
-        assert 0.0 <= image.min() and image.max() <= 1.0
-        serving_fn(image=tf.constant(image))  # replays as TF Serving would
+        name = request.model_spec.signature_name
+        tensors = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        asked.append((name, len(next(iter(tensors.values())))))
+        if name == "serving_default":
+            image = tensors["image"]
+            assert image.dtype == np.float32 and image.shape[1:] == (28, 28, 1)
+            assert 0.0 <= image.min() and image.max() <= 1.0
+        else:
+            assert list(tensors) == ["image_bytes"]
+            assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in tensors["image_bytes"])
+        loaded.signatures[name](**{k: tf.constant(v) for k, v in tensors.items()})  # replays
+    # Each signature: one image and a batch, the two shapes the client sends.
+    assert asked == [("serving_default", 1), ("serving_default", 8)] + [
+        ("predict_image", 1),
+        ("predict_image", 8),
+    ]
 
 
 def test_metrics_json(tiny_version):
@@ -110,6 +122,12 @@ def test_metrics_json(tiny_version):
     assert metrics["version"] == 1
     assert metrics["created"].endswith("+00:00")
     assert metrics["packages"]["tensorflow"] == tf.__version__
+    assert list(metrics["signatures"]) == ["serving_default", "predict_image"]
+    assert list(metrics["signatures"]["predict_image"]["outputs"]) == [
+        "probabilities",
+        "digit",
+        "mnist_image",
+    ]
 
 
 def test_plots_are_pngs(tiny_version):
@@ -125,6 +143,7 @@ def test_list_prints_a_table(tiny_model_base, capsys):
     assert "test acc" in lines[header]
     row = lines[header + 2].split()
     assert row[0] == "1" and "canvas" in row and "421,146" in row
+    assert row[-1] == "serving_default,predict_image"
 
 
 def test_list_missing_folder_is_one_line_error(tmp_path, capsys):
@@ -136,3 +155,40 @@ def test_list_missing_folder_is_one_line_error(tmp_path, capsys):
 def test_list_empty_folder(tmp_path, capsys):
     assert export_main(["list", "--model-base-path", str(tmp_path)]) == 0
     assert "no versions" in capsys.readouterr().out
+
+
+def test_upgrade_gives_an_older_versions_network_the_image_signature(
+    tiny_model_base, tmp_path, capsys
+):
+    # A version exported before predict_image: serving_default only, metrics under "signature".
+    base = tmp_path / "mnist"
+    loaded = tf.saved_model.load(str(tiny_model_base / "1"))
+    serve = loaded.signatures["serving_default"]
+    old = base / "3"
+    tf.saved_model.save(loaded, str(old), signatures={"serving_default": serve})
+    (old / "assets.extra").mkdir()
+    metrics = json.loads((tiny_model_base / "1" / "assets.extra" / "metrics.json").read_text())
+    metrics.pop("signatures")
+    metrics["signature"] = {"name": "serving_default"}
+    (old / "assets.extra" / "metrics.json").write_text(json.dumps(metrics))
+    (old / "assets.extra" / "confusion_matrix.png").write_bytes(b"a plot")
+
+    assert export_main(["upgrade", "3", "--model-base-path", str(base)]) == 0
+    out = capsys.readouterr().out
+    assert "exported" in out and "serving_default,predict_image" in out
+    assert list_versions(base) == [3, 4]
+    new = tf.saved_model.load(str(base / "4"))
+    assert set(new.signatures) == {"serving_default", "predict_image"}
+    images = digits_batch(4)
+    np.testing.assert_array_equal(
+        new.signatures["serving_default"](image=tf.constant(images))["probabilities"].numpy(),
+        serve(image=tf.constant(images))["probabilities"].numpy(),
+    )
+    upgraded = json.loads((base / "4" / "assets.extra" / "metrics.json").read_text())
+    assert upgraded["upgraded_from"] == 3 and upgraded["version"] == 4
+    assert upgraded["test_accuracy"] == metrics["test_accuracy"] and "signature" not in upgraded
+    assert (base / "4" / "assets.extra" / "confusion_matrix.png").read_bytes() == b"a plot"
+    assert (base / "4" / "assets.extra" / "tf_serving_warmup_requests").exists()
+
+    assert export_main(["upgrade", "9", "--model-base-path", str(base)]) == 2
+    assert "no version 9" in capsys.readouterr().err

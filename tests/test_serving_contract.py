@@ -1,4 +1,4 @@
-"""The REST contract (/work/shared/docs/tfserving-rest.md): every endpoint and error, full bodies.
+"""TF Serving's REST contract (docs/rest-api.md): every endpoint and error, full bodies.
 
 A real server (the package's RestServer and Manager) on a loopback port, serving a copy of the
 `tiny_model_base` fixture; responses are compared with what TF Serving answers.

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from serving import json_tensor
+from serving import classify_regress, json_tensor
 from serving.batching import Batcher
 from serving.config import (
     BatchingParameters,
@@ -19,7 +19,7 @@ from serving.http_server import HttpServer, error_page
 from serving.json_tensor import COLUMNAR, ROW, TensorSpec
 from serving.metrics import Metrics
 from serving.status import ServingError
-from serving.versions import Manager, Servable
+from serving.versions import Manager, Servable, version_folders
 
 IMAGE = {"image": TensorSpec(np.dtype(np.float32), (-1, 2, 2, 1))}
 TEXT = {"text_bytes": TensorSpec(np.dtype(object), (-1,))}
@@ -187,6 +187,200 @@ def test_the_fast_path_leaves_other_tensor_types_and_several_inputs_alone():
     assert json_tensor.numeric_inputs(numeric, {**FLOATS, "y": FLOATS["x"]}) is None
 
 
+# ------------------------------------------------------------------ classify / regress
+
+
+def examples(body: bytes) -> list:
+    """The request's examples as the signature receives them, parsed back into tf.Examples."""
+    from google.protobuf import text_format
+    from tensorflow.core.example import example_pb2
+
+    tensor = json_tensor.examples_from_json(json_tensor.parse_json(body))
+    assert tensor.dtype == object and tensor.ndim == 1
+    return [text_format.MessageToString(example_pb2.Example.FromString(t)) for t in tensor]
+
+
+def example(**features) -> str:
+    """A tf.Example in text format; each feature is (kind, values), kind None for none."""
+    from google.protobuf import text_format
+    from tensorflow.core.example import example_pb2
+
+    proto = example_pb2.Example()
+    for name, (kind, values) in features.items():
+        feature = proto.features.feature[name]
+        if kind is not None:
+            getattr(feature, kind).value.extend(values)
+    return text_format.MessageToString(proto)
+
+
+def test_examples_become_tf_examples_by_tf_servings_rules():
+    # json_tensor_test.cc RequestNoContext
+    body = b"""{"examples": [
+        {"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},
+        {"names": ["baz"], "ratings": 6.0}]}"""
+    assert examples(body) == [
+        example(
+            names=("bytes_list", [b"foo", b"bar"]),
+            ratings=("float_list", [8.0, 9.0]),
+            age=("int64_list", [20]),
+        ),
+        example(names=("bytes_list", [b"baz"]), ratings=("float_list", [6.0])),
+    ]
+    # RequestWithContextAndSignature: each example carries the context; its own features win.
+    body = b"""{"signature_name": "custom", "context": {"query": "pizza", "ratings": [1.0]},
+        "examples": [
+            {"names": ["baz", {"b64": "aGVsbG8="}], "ratings": 6.0, "intboolmix": [1, true, false]},
+            {"names": "bar", "ratings": [-Infinity, NaN]},
+            {"big": 18446744073709551616, "empty": []}]}"""
+    inf, nan = float("inf"), float("nan")
+    query = ("bytes_list", [b"pizza"])
+    assert examples(body) == [
+        example(
+            query=query,
+            ratings=("float_list", [6.0]),
+            names=("bytes_list", [b"baz", b"hello"]),
+            intboolmix=("int64_list", [1, 1, 0]),
+        ),
+        example(query=query, ratings=("float_list", [-inf, nan]), names=("bytes_list", [b"bar"])),
+        # Integers beyond 64 bits are doubles to rapidjson; an empty list is a feature of no kind.
+        example(
+            query=query,
+            ratings=("float_list", [1.0]),
+            big=("float_list", [2.0**64]),
+            empty=(None, []),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        # json_tensor_test.cc ClassifyRegressRequestTest.JsonErrors, whole messages.
+        (
+            b'{"signature_name": ["hello"], "examples": [{"names": ["foo"]}]}',
+            'JSON Value: {\n    "signature_name": [\n        "hello"\n    ],\n    "examples": '
+            '[\n        {\n            "names": [\n                "foo"\n            ]\n'
+            "        }\n    ]\n} not formatted correctly. 'signature_name' key must be a "
+            "string value.",
+        ),
+        (b'{"context": [{"names": ["foo"]}]}', "Example must be JSON object but got JSON Array"),
+        (
+            b'{"examples": {"names": "foo"}}',
+            'JSON Value: {\n    "examples": {\n        "names": "foo"\n    }\n} '
+            "Expecting 'examples' value to be an list/array",
+        ),
+        (b'{"examples": [[{"names": "foo"}]]}', "Example must be JSON object but got JSON Array"),
+        (
+            b'{"examples": [{"names": [10, null]}]}',
+            "Feature: names has element with unexpected JSON type: Null",
+        ),
+        (
+            b'{"examples": [{"names": [10, 10.0]}]}',
+            "Unexpected element type in feature: names expecting type: int64",
+        ),
+        (
+            b'{"examples": [{"names": [1.5, "x"]}]}',
+            "Unexpected element type in feature: names expecting type: float",
+        ),
+        (
+            b'{"examples": [{"names": [10, {"test": 10}]}]}',
+            "Feature: names has element with unexpected JSON type: Object",
+        ),
+        (
+            b'{"examples": [{"names": [[10], 20]}]}',
+            "Feature: names has element with unexpected JSON type: Array",
+        ),
+        (
+            b'{"examples": [{"names": [20, 18446744073709551603]}]}',
+            "Feature: names has uint64_t element. Only int64_t is supported.",
+        ),
+        (b'{"examples": [{"names": {"b64": "%%"}}]}', "Unable to base64 decode"),
+        (
+            b'{"instances": [1]}',
+            'JSON Value: {\n    "instances": [\n        1\n    ]\n} '
+            "When method is classify, key 'examples' is expected and was not found",
+        ),
+        (
+            b'{"examples": []}',
+            "JSON Value: {\n    \"examples\": []\n} 'examples' value is an empty array",
+        ),
+    ],
+)
+def test_bad_examples_get_tf_servings_messages(body, message):
+    def parse():
+        doc = json_tensor.parse_json(body)
+        json_tensor.signature_name(doc)
+        json_tensor.examples_from_json(doc)
+
+    assert error(parse) == ("INVALID_ARGUMENT", message)
+
+
+def test_classify_and_regress_results_are_shaped_and_written_as_tf_serving_does():
+    scores = np.array([[0.25, 0.75], [1.0, 0.0]], np.float32)
+    classes = np.array([[b"cat", b"dog"], [b"cat", b"dog"]], object)
+    body = classify_regress.results_json("classify", {"scores": scores, "classes": classes}, 2)
+    # PrettyWriter as MakeJsonFromClassificationResult() sets it: one line per example's list.
+    assert body == (
+        '{\n    "results": [[["cat", 0.25], ["dog", 0.75]], [["cat", 1.0], ["dog", 0.0]]\n    ]\n}'
+    )
+    only_classes = classify_regress.classifications({"classes": classes[:1]}, 1)
+    assert only_classes == [[(b"cat", 0.0), (b"dog", 0.0)]]
+    body = classify_regress.results_json(
+        "regress", {"outputs": np.array([[3.0], [3.5]], np.float32)}, 2
+    )
+    assert body == '{\n    "results": [3.0, 3.5]\n}'
+
+
+@pytest.mark.parametrize(
+    "api, outputs, message",
+    [
+        (
+            "classify",
+            {"scores": np.zeros(2, np.float32)},
+            "Expected Tensor shape: [batch_size num_classes] but got [2]",
+        ),
+        (
+            "classify",
+            {"scores": np.zeros((2, 1), np.float64)},
+            "Expected scores Tensor of DT_FLOAT. Got: DT_DOUBLE",
+        ),
+        (
+            "classify",
+            {"classes": np.zeros((2, 1), np.int64)},
+            "Expected classes Tensor of DT_STRING. Got: DT_INT64",
+        ),
+        (
+            "classify",
+            {"scores": np.zeros((3, 1), np.float32)},
+            "Expected scores output batch size of 2. Got: 3",
+        ),
+        (
+            "classify",
+            {"scores": np.zeros((2, 2), np.float32), "classes": np.full((2, 3), b"a", object)},
+            "Tensors class and score should match in dim_size(1). Got 3 vs. 2",
+        ),
+        (
+            "regress",
+            {"outputs": np.zeros((2, 2), np.float32)},
+            "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
+            "[2,2]",
+        ),
+        (
+            "regress",
+            {"outputs": np.zeros(3, np.float32)},
+            "Input batch size did not match output batch size: 2 vs. 3",
+        ),
+        (
+            "regress",
+            {"outputs": np.zeros(2, np.int64)},
+            "Expected output Tensor of DT_FLOAT.  Got: DT_INT64",
+        ),
+    ],
+)
+def test_classify_and_regress_outputs_tf_serving_refuses(api, outputs, message):
+    assert error(classify_regress.results_json, api, outputs, 2) == ("INVALID_ARGUMENT", message)
+
+
 # ------------------------------------------------------------------ response writing
 
 
@@ -246,11 +440,45 @@ def test_batching_and_monitoring_text_protos(tmp_path):
         "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 3 }\n"
     )
     assert read_batching_parameters(batching) == BatchingParameters(8, 500, 3, 2)
+    batching.write_text("max_batch_size { value: 8 }")
+    assert read_batching_parameters(batching) == BatchingParameters(max_batch_size=8)
     monitoring = tmp_path / "monitoring.config"
     monitoring.write_text('prometheus_config {\n  enable: true,\n  path: "/metrics/x"\n}\n')
     assert read_prometheus_path(monitoring, "/default") == "/metrics/x"
+    monitoring.write_text("prometheus_config { enable: true }")
+    assert read_prometheus_path(monitoring, "/default") == "/default"
     monitoring.write_text("prometheus_config { enable: false }")
     assert read_prometheus_path(monitoring, "/default") is None
+    # Without a monitoring config TF Serving exports no metrics.
+    assert read_prometheus_path(None, "/default") is None
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("batching.config", "max_batch_sise { value: 8 }"),
+        ("batching.config", "max_batch_size: 8"),
+        ("batching.config", "max_batch_size { value: 8.5 }"),
+        ("monitoring.config", "prometheus_config { enabled: true }"),
+        ("monitoring.config", 'prometheus_config { enable: "yes" }'),
+    ],
+)
+def test_a_misspelt_or_mistyped_config_field_stops_the_server_from_starting(
+    tmp_path, caplog, name, text
+):
+    """As TF Serving's ParseProtoTextFile(): the file is refused and the server does not start."""
+    from serving.__main__ import main
+
+    config = tmp_path / name
+    config.write_text(text)
+    flag = "--batching_parameters_file" if name == "batching.config" else "--monitoring_config_file"
+    argv = ["--model_base_path", str(tmp_path), "--enable_batching", flag, str(config)]
+    with caplog.at_level("ERROR", logger="serving"):
+        assert main(argv) == 1
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage().startswith(
+        f"Failed to start server. Error: Invalid protobuf file: '{config}': 1:"
+    )
 
 
 # ------------------------------------------------------------------ batching and metrics
@@ -418,6 +646,40 @@ def test_version_policies_and_non_numeric_folders(tmp_path, policy, expected):
     manager = Manager([ModelConfig("m", tmp_path, **policy)], loader=fake_loader())
     manager.poll()
     assert states(manager) == expected
+
+
+def test_version_folders_are_read_as_tf_serving_reads_them(tmp_path):
+    """file_system_storage_path_source.cc: a child whose name absl::SimpleAtoi() reads as a
+    number is a version, loaded from that very child."""
+    names = ["00000123", "7", "+8", " 9 ", "x12", "1e3", "12a", "-1", "99999999999999999999"]
+    make_versions(tmp_path, *names)
+    (tmp_path / "10").write_text("")  # TF Serving lists files too (and fails to load them)
+    assert version_folders(tmp_path) == {
+        123: tmp_path / "00000123",
+        7: tmp_path / "7",
+        8: tmp_path / "+8",
+        9: tmp_path / " 9 ",
+        10: tmp_path / "10",
+    }
+    assert version_folders(tmp_path / "missing") == {}
+
+
+def test_a_version_is_loaded_from_its_own_folder_leading_zeros_and_all(tmp_path, caplog):
+    loaded = {}
+
+    def loader(name, version, path, batching):
+        loaded[version] = path
+        return Servable(name, version, signatures={})
+
+    make_versions(tmp_path, "00000123", "0001", "001", "1")
+    manager = Manager([ModelConfig("m", tmp_path, policy="all")], loader=loader)
+    with caplog.at_level("WARNING", logger="serving"):
+        manager.poll()
+    assert loaded == {123: tmp_path / "00000123", 1: tmp_path / "1"}
+    assert states(manager) == {123: "AVAILABLE", 1: "AVAILABLE"}
+    assert manager.acquire("m", 123, None).version == 123
+    # As TF Serving: of the names of one version, the last in name order is loaded.
+    assert "Version 1 will be loaded from 1, 001 will be ignored." in caplog.text
 
 
 def test_old_version_unloads_only_after_its_in_flight_requests(tmp_path):

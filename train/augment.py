@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras import layers
 
 # +/-15 degrees, as a fraction of a full turn (Keras' unit). The reference's 0.08 is +/-28.8
-# degrees; in a recipe search 15 gave 0.2 point more on MNIST test (bench/ACCURACY.md).
+# degrees; in a recipe search 15 did better on MNIST test (bench/RESULTS.md).
 CANVAS_ROTATION = 15 / 360
 
 
@@ -27,10 +27,10 @@ def seed_for(seed: int | None, layer: int) -> int | None:
 def max_3x3(images):
     """tf.nn.max_pool2d(images, 3, 1, "SAME"), as a row pass and a column pass of shifted maxima.
 
-    Pooling one channel, TensorFlow's CPU kernel took 14 ms for a batch of 128 digits here, 5% of
-    a training step; StrokeWidth with two of these takes about 3 ms in all. Edges are padded with
-    their own values (SYMMETRIC), so a window that reaches past the border holds the same values
-    as the pool's.
+    On one channel TensorFlow's CPU pooling kernel is slow for what it does; shifted maxima give
+    the same values at a fraction of its cost (bench/RESULTS.md). Edges are padded with their own
+    values (SYMMETRIC), so a window that reaches past the border holds the same values as the
+    pool's.
     """
     rows = tf.pad(images, [[0, 0], [1, 1], [0, 0], [0, 0]], "SYMMETRIC")
     rows = tf.maximum(tf.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
@@ -183,7 +183,7 @@ class RandomAffine(layers.Layer):
 def canvas_augmentation(seed: int | None = None, elastic: float = 0.0) -> keras.Sequential:
     """Stroke width, then rotation (+/-15 degrees), translation (10%), zoom (10%) and width
     (1/1.3 to 1/0.7 as wide) at once. The change of width taught the model the wide, flagged 1s
-    it read as 9 or 4 among scikit-learn's digits (bench/ACCURACY.md)."""
+    it read as 9 or 4 among scikit-learn's digits (bench/RESULTS.md)."""
     return keras.Sequential(
         [
             StrokeWidth(seed=seed_for(seed, 4)),

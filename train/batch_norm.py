@@ -2,9 +2,8 @@
 
 Keras 3 computes a training batch's statistics with separate ops (moments, then the
 normalisation), and their gradients likewise: several passes over every activation. TensorFlow's
-FusedBatchNormV3 and its gradient do it in one kernel each. On this 2-core machine that made the
-CNN's training step about 20% cheaper in CPU time (a batch of 128: 458-465 ms with Keras' layer,
-363-434 ms fused; bench/ACCURACY.md). Inference (training=False), and so the exported serving
+FusedBatchNormV3 and its gradient do it in one kernel each, which makes the CNN's training step
+cheaper in CPU time (bench/RESULTS.md). Inference (training=False), and so the exported serving
 graph, is Keras' own.
 """
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import settings
 
 DEFAULT_STEPS = 3000  # optimizer steps when --epochs is not given
+# A fine-tune (--from-version) without --epochs: one pass, a minute or two on 2 cores.
+FINETUNE_EPOCHS = 1
 
 
 def _arches() -> list[str]:
@@ -113,6 +115,20 @@ class TrainConfig:
     version: int | None = option(
         None, "version number to write (default: highest existing + 1)", type=int, low=1
     )
+    # People's corrections (python -m feedback; train/feedback_data.py, train/finetune.py).
+    feedback: str | None = option(
+        None, "also train on the drawings people corrected, from this store (an SQLite file or "
+        "a SQLAlchemy URL; without a value, FEEDBACK_DB from .env); a fixed share is held aside "
+        "to measure the model on", nargs="?", const=settings.feedback_db, metavar="PATH_OR_URL",
+    )  # fmt: skip
+    feedback_share: float = option(
+        0.1, "share of the training images that are corrections (repeated to reach it)",
+        type=float, metavar="FRACTION",
+    )  # fmt: skip
+    from_version: str | None = option(
+        None, f"start from this version's weights and fine-tune them (default "
+        f"{FINETUNE_EPOCHS} epoch)", metavar="N|latest",
+    )  # fmt: skip
     verbose: int = option(1, "Keras progress: 1 bar, 2 a line per epoch, 0 silent", type=int,
                           choices=(0, 1, 2))  # fmt: skip
 
@@ -135,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
         cli.pop("low", None)
         flag = cli.pop("flag", None) or flag_of(spec.name)
         default = defaults.get(spec.name, getattr(config, spec.name))
-        cli = {k: v() if callable(v) and k == "choices" else v for k, v in cli.items()}
+        cli = {k: v() if callable(v) and k in ("choices", "const") else v for k, v in cli.items()}
         parser.add_argument(flag, default=default, help=spec.metadata["help"], **cli)
 
 
@@ -152,4 +168,13 @@ def from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Trai
         parser.error(f"{flag_of('continental_digits')} takes digits of {''.join(map(str, FORMS))}")
     if not 0 <= args.val_fraction < 1:
         parser.error(f"{flag_of('val_fraction')} must be in [0, 1)")
+    if not 0 < args.feedback_share < 1:
+        parser.error(f"{flag_of('feedback_share')} must be between 0 and 1")
+    if args.from_version is not None:
+        if args.from_version != "latest" and not (
+            args.from_version.isdigit() and int(args.from_version) > 0
+        ):
+            parser.error(f"{flag_of('from_version')} takes a version number or latest")
+        if args.members != 1:
+            parser.error(f"{flag_of('from_version')} fine-tunes one model: leave --members at 1")
     return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in fields(TrainConfig)})

@@ -32,7 +32,7 @@ class DataError(Exception):
 
 @dataclass
 class Dataset:
-    name: str  # how the data was chosen, e.g. "idx:/work/shared/mnist"
+    name: str  # how the data was chosen, e.g. "idx:/data/mnist"
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray

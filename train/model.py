@@ -19,8 +19,8 @@ INPUT_SHAPE = (*IMAGE_SHAPE, 1)
 def augmentation(seed: int | None = None) -> keras.Sequential:
     """The reference's random rotation, translation and zoom; active only while training.
 
-    Rotation factor 0.08 as docs/model.md gives it. Keras reads it as a fraction of a full turn,
-    +/-28.8 degrees, not the +/-14 the document says; kept, so the reference stays the reference.
+    Rotation factor 0.08 as the reference specifies it (docs/model.md). Keras reads it as a
+    fraction of a full turn, +/-28.8 degrees; kept, so the reference stays the reference.
     """
     return keras.Sequential(
         [
@@ -51,7 +51,7 @@ def classifier(
     """The reference's feature blocks and classifier: augmented images -> softmax.
 
     fused: batch normalisation trained with TensorFlow's fused kernel (train/batch_norm.py):
-    the same maths with other rounding, and a training step about 20% cheaper. The reference
+    the same maths with other rounding, and a cheaper training step. The reference
     keeps Keras' own layer, so that its runs stay bit for bit what they were.
     first_filters: the width of the first block, the one that works at full 28x28 resolution.
     """
@@ -84,12 +84,12 @@ def build_canvas(
 
     With stroke-width changes on top of rotation, translation and zoom, the augmentation is
     regularisation enough for a run of 3,000 steps: dropout on top only slowed learning (in a
-    recipe search, dropping it gained 0.1 point on MNIST test; bench/ACCURACY.md).
+    recipe search, dropping it did better on MNIST test; bench/RESULTS.md).
 
     The first block convolves every pixel of the 28x28 image; with 32 filters its second
-    convolution alone took a quarter of a training step's CPU. With 16 the step costs about a
-    third less (460 -> 300 ms of CPU for a batch of 128 here), so the default trains within 15
-    minutes on 2 cores, as accurate within a seed's spread (bench/ACCURACY.md).
+    convolution cost more of a training step's CPU than any other layer. With 16 the step costs
+    about a third less, as accurate within a seed's spread, which brings the default's training
+    time within its target (bench/RESULTS.md).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
     augmented = canvas_augmentation(seed, elastic)(inputs)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from export.saved_model import export_version
-from export.versions import VersionError
-from train import data, report
-from train.config import DEFAULT_STEPS, TrainConfig
+from export.versions import VersionError, list_versions
+from train import data, feedback_data, finetune, report
+from train.config import DEFAULT_STEPS, FINETUNE_EPOCHS, TrainConfig
 from train.model import build
 
 if TYPE_CHECKING:
@@ -26,8 +26,8 @@ def bn_momentum_for(total_steps: int) -> float:
     """Batch-norm momentum: 0.9 (PyTorch's default), less for runs too short to forget the start.
 
     The moving statistics that inference uses trail the weights, which change fast early on.
-    With Keras' default 0.99, an epoch of 160 steps scored ~10% in inference mode at 62% training
-    accuracy, and still ~10% after 320 steps at 90% (measured here). 0.9 averages over the last
+    With Keras' default 0.99, runs of a few hundred steps scored at chance in inference mode while
+    their training accuracy was already high (bench/RESULTS.md). 0.9 averages over the last
     ~10 steps; 1 - 10/steps caps what is left of the initial 0/1 statistics at e**-10.
     """
     return float(np.clip(1.0 - 10.0 / max(total_steps, 1), 0.5, 0.9))
@@ -92,8 +92,8 @@ def train_member(
         # Early stopping belongs to this schedule only. A cosine run ends when its rate has
         # decayed; stopped early and rolled back to its best validation loss, it ends on weights
         # from before the rate came down (the canvas arch's validation loss creeps up in its
-        # last epochs while its accuracy still rises: stopped at epoch 13 of 16 and restored to
-        # epoch 9, it scored 99.32% on MNIST test).
+        # last epochs while its accuracy still rises, and a run stopped early ends less accurate;
+        # bench/RESULTS.md).
         callbacks += [
             keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5, patience=1, min_lr=1e-5),
             keras.callbacks.EarlyStopping(
@@ -142,8 +142,12 @@ def run(config: TrainConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same weights (CPU)
 
+    # A version to fine-tune, and the corrections, are checked before the data are loaded.
+    start = finetune.resolve(base_path, config.from_version) if config.from_version else None
+    start_model = finetune.load_model(start) if start else None
+    corrections = feedback_data.load(config.feedback) if config.feedback else None
     source = data.load(config.data)
-    members, histories, train_seconds = [], [], 0.0
+    members, histories, train_seconds, repeats = [], [], 0.0, 0
     for member in range(config.members):
         # Each model is the one-model run of its seed, bit for bit: its own drawn forms and
         # validation split too, so that models differ as much as separate runs do.
@@ -160,8 +164,14 @@ def run(config: TrainConfig) -> Path:
         x_train, y_train, x_val, y_val = data.split_validation(
             dataset.x_train, dataset.y_train, config.val_fraction, seed, config.limit
         )
+        if corrections is not None:
+            x_train, y_train, repeats = feedback_data.mix(
+                x_train, y_train, corrections, config.feedback_share, seed
+            )
         steps_per_epoch = -(-len(y_train) // config.batch_size)
-        epochs = config.epochs or max(1, round(DEFAULT_STEPS / steps_per_epoch))
+        epochs = config.epochs or (
+            FINETUNE_EPOCHS if start else max(1, round(DEFAULT_STEPS / steps_per_epoch))
+        )
         bn_momentum = config.bn_momentum or bn_momentum_for(steps_per_epoch * epochs)
         if not member:
             print(
@@ -172,10 +182,23 @@ def run(config: TrainConfig) -> Path:
                 f"batch norm momentum {bn_momentum:.3f}",
                 flush=True,
             )
+            if corrections is not None:
+                print(
+                    f"feedback {corrections.where}: {len(corrections.y_train)} digits to train "
+                    f"on, each {repeats}x; {len(corrections.y_aside)} held aside"
+                    + (f"; fine-tuning version {start.version}" if start else ""),
+                    flush=True,
+                )
         started = time.perf_counter()
-        model, history = train_member(
-            config, seed, x_train, y_train, x_val, y_val, epochs, steps_per_epoch, bn_momentum
-        )
+        if start_model is not None:
+            model, history = finetune.finetune(
+                start_model, config.learning_rate, config.batch_size, seed,
+                x_train, y_train, x_val, y_val, epochs, config.verbose,
+            )  # fmt: skip
+        else:
+            model, history = train_member(
+                config, seed, x_train, y_train, x_val, y_val, epochs, steps_per_epoch, bn_momentum
+            )
         train_seconds += time.perf_counter() - started
         # 4,096 images pin the statistics down to well under 1% and take seconds.
         recalibrated = recalibrate_batch_norm(
@@ -219,6 +242,22 @@ def run(config: TrainConfig) -> Path:
         "config": config.as_dict(),
         "history": history_lists,
     }
+    if start is not None:
+        metrics["arch"] = start.metrics.get("arch", "-")
+        metrics["from_version"] = start.version
+        metrics["bn_momentum"] = None  # the version's own: a fine-tune keeps its layers
+    if corrections is not None:
+        # Compared with the version fine-tuned, else with the newest one (what is served now).
+        before = start
+        if before is None and list_versions(base_path):
+            before = finetune.resolve(base_path, "latest")
+        mnist_before = None
+        if before is not None:
+            mnist_before = finetune.version_accuracy(before.path, dataset.x_test, dataset.y_test)
+        metrics["feedback"] = feedback_data.figures(
+            corrections, before, model, repeats, config.feedback_share, mnist_before,
+            results["test_accuracy"],
+        )  # fmt: skip
 
     def write_plots(assets: Path) -> None:
         report.plot_confusion(np.array(results["confusion_matrix"]), assets / report.CONFUSION_PNG)
@@ -249,4 +288,6 @@ def run(config: TrainConfig) -> Path:
         f"  curves    {assets / report.CURVES_PNG}",
         flush=True,
     )
+    if corrections is not None:
+        print(feedback_data.summary(metrics["feedback"]), flush=True)
     return path

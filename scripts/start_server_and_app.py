@@ -1,10 +1,9 @@
-"""`make run`: train a first model if there is none, then run the local server and the client.
+"""`make run`: train a first model if there is none, then start the local server and the app.
 
 Both run until Ctrl-C, which stops them cleanly. Ports, model name and paths come from settings.
 """
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -16,23 +15,21 @@ import settings
 from export.versions import list_versions
 
 SERVING_DIR = settings.ROOT / "serving"
+# Where the serving container finds serving/'s files (serving/Dockerfile, compose, Kubernetes).
+CONFIG_DIR = "/etc/tfserving"
 # What docker compose mounts at /models: the config's base_path /models/mnist resolves inside it.
 MODELS_ROOT = settings.MODEL_BASE_PATH.parent
 
 
 def container_flags() -> list[str]:
-    """The TF Serving container's flags (serving/Dockerfile), its config paths made local.
+    """TF Serving's flags (serving/model_server.flags, as the container's entrypoint reads them:
+    comments dropped, split on whitespace), their /etc/tfserving paths made local.
 
-    The ports are left out: the container takes them from .env, and so does settings.
+    The file holds no ports: the container takes them from .env, and so does settings.
     """
-    dockerfile = (SERVING_DIR / "Dockerfile").read_text()
-    entrypoint = dockerfile[dockerfile.index("\nENTRYPOINT") :]  # not the comments above it
-    flags = re.findall(r"--(\w+)=([^\s\\]+)", entrypoint)
-    return [
-        f"--{name}={value.replace('/etc/tfserving', str(SERVING_DIR))}"
-        for name, value in flags
-        if name not in ("port", "rest_api_port")
-    ]
+    text = (SERVING_DIR / "model_server.flags").read_text()
+    flags = " ".join(line.split("#")[0] for line in text.splitlines()).split()
+    return [flag.replace(CONFIG_DIR, str(SERVING_DIR)) for flag in flags]
 
 
 def port_in_use(port: int) -> bool:

@@ -1,0 +1,114 @@
+"""A real PostgreSQL server for the tests: a temporary cluster (initdb), started on a unix socket
+in a temporary folder and stopped at the end.
+
+Debian's `postgresql` package provides the binaries (.ci/run installs it). PostgreSQL refuses to
+run as root, so as root it runs as the `postgres` system user. Skipped when the binaries are
+missing, except under CI=true, where that is a failure.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def _postgres_bin() -> Path:
+    """Debian's newest installed PostgreSQL (/usr/lib/postgresql/<major>/bin)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+POSTGRES_BIN = _postgres_bin()
+START_SECONDS = 60
+
+
+def _as_postgres(folder: Path) -> dict:
+    """subprocess's arguments that run a program as the server's user, who owns `folder`. The
+    process itself switches user (no runuser in between), so that signals reach postgres."""
+    if os.geteuid() != 0:
+        return {"cwd": folder}
+    shutil.chown(folder, "postgres", "postgres")
+    return {"cwd": folder, "user": "postgres", "group": "postgres", "extra_groups": []}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yields the SQLAlchemy URL of the `postgres` database of a fresh server."""
+    if not (POSTGRES_BIN / "postgres").exists():
+        message = f"no PostgreSQL server in {POSTGRES_BIN} (Debian: apt-get install postgresql)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {message}: the PostgreSQL tests must run in CI")
+        pytest.skip(message)
+    folder = Path(tempfile.mkdtemp(prefix="feedback-postgres-"))
+    as_postgres = _as_postgres(folder)
+    data = folder / "data"
+    subprocess.run(
+        [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+         "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True, **as_postgres,
+    )  # fmt: skip
+    port = _free_port()
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    # Unix socket only (no TCP), in the temporary folder; no fsync: throwaway data.
+    server = subprocess.Popen(
+        [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-k", str(folder),
+         "-p", str(port), "-c", "listen_addresses=", "-c", "fsync=off"],
+        stdout=log, stderr=subprocess.STDOUT, **as_postgres,
+    )  # fmt: skip
+    url = f"postgresql://postgres@/postgres?host={folder}&port={port}"
+    try:
+        _wait_until_ready(url, server, folder)
+        yield url
+    finally:
+        server.send_signal(signal.SIGINT)  # "fast" shutdown: ends the open sessions too
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_until_ready(url: str, server: subprocess.Popen, folder: Path) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"postgres exited: {(folder / 'server.log').read_text()}")
+        try:
+            psycopg.connect(url).close()
+            return
+        except psycopg.OperationalError:
+            time.sleep(0.2)
+    raise RuntimeError(f"postgres was not ready within {START_SECONDS} s")
+
+
+def new_database(server_url: str) -> str:
+    """A new, empty database on the server; returns its URL."""
+    import psycopg
+
+    name = f"feedback_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return server_url.replace("/postgres?", f"/{name}?", 1)

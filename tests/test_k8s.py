@@ -1,0 +1,613 @@
+"""The Kubernetes deployment (deploy/k8s, the deploy/k8s-gcs overlay), checked without a cluster.
+
+Each folder is built as `kubectl apply -k` would build it (tests/kustomize_build.py; compared with
+`kubectl kustomize` where kubectl is installed), every object validates against the Kubernetes
+API schemas (kubernetes-validate, strict: unknown fields fail), and the objects agree with the rest
+of the product: serving/Dockerfile's image and command, serving/'s config files, .env's ports and
+model name (through settings), the REST API's status URL, compose's training command. The
+commands the pods run (server, readiness probe, app) are run for real by /bin/sh and bash.
+"""
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import kubernetes_validate
+import pytest
+import requests
+import yaml
+from google.protobuf import text_format
+from kubernetes_validate.utils import latest_version
+from kustomize_build import (
+    KustomizeError,
+    build,
+    config_map_hash,
+    containers,
+    kustomization,
+    load_yaml_documents,
+    split_image,
+)
+from tensorflow_serving.config import model_server_config_pb2
+from test_deployment import (  # noqa: F401 (fake_serving is a fixture)
+    CONFIG_DIR,
+    FLAGS_FILE,
+    SERVING,
+    compose,
+    copies,
+    exec_form,
+    fake_serving,
+    flag_values,
+    instruction,
+    model_server_argv,
+    parse_config,
+    run_model_server_command,
+    run_with_stand_in,
+)
+
+import settings
+
+ROOT = settings.ROOT
+K8S = ROOT / "deploy" / "k8s"
+GCS = ROOT / "deploy" / "k8s-gcs"
+CONFIG_COPIES = K8S / "serving-config"
+# The oldest Kubernetes the docs promise (kubectl 1.27 embeds kustomize v5), and the newest whose
+# schemas kubernetes-validate ships.
+KUBERNETES_VERSIONS = ["1.27.0", latest_version()]
+STATUS_PATH = f"/v1/models/{settings.MODEL_NAME}"  # TF Serving's model status URL
+
+
+@pytest.fixture(scope="module")
+def objects() -> dict[tuple[str, str], dict]:
+    """What `kubectl apply -k deploy/k8s` applies, by (kind, name)."""
+    return {(o["kind"], o["metadata"]["name"]): o for o in build(K8S)}
+
+
+@pytest.fixture(scope="module")
+def gcs_objects() -> dict[tuple[str, str], dict]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in build(GCS)}
+
+
+def only(objects: dict, kind: str, name: str | None = None) -> dict:
+    found = [o for (k, n), o in objects.items() if k == kind and name in (None, n)]
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''} objects"
+    return found[0]
+
+
+def container(obj: dict, name: str) -> dict:
+    (found,) = [c for c in containers(obj) if c["name"] == name]
+    return found
+
+
+def env(spec: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in spec.get("env", [])}
+
+
+def port(spec: dict, name: str) -> int:
+    (found,) = [p["containerPort"] for p in spec["ports"] if p["name"] == name]
+    return found
+
+
+def config_map_files(objects: dict, obj: dict, volume_name: str) -> dict[str, str]:
+    """The files a pod sees in a ConfigMap (or projected ConfigMaps) volume: name -> content."""
+    (volume,) = [v for v in obj["spec"]["template"]["spec"]["volumes"] if v["name"] == volume_name]
+    sources = volume.get("projected", {}).get("sources", [{"configMap": volume.get("configMap")}])
+    files = {}
+    for source in sources:
+        data = only(objects, "ConfigMap", source["configMap"]["name"])["data"]
+        assert not set(data) & set(files), "two ConfigMaps give the same file"
+        files |= data
+    return files
+
+
+def models_config(text: str) -> model_server_config_pb2.ModelServerConfig:
+    return text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+
+
+def kubelet_expand(text: str, variables: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of a container's command (third_party/forked/golang/expansion):
+    $$ is a $, $(NAME) of a defined variable its value, anything else stays as written."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            if text[i + 1] == "$":
+                out.append("$")
+                i += 2
+                continue
+            if text[i + 1] == "(" and ")" in text[i + 2 :]:
+                end = text.index(")", i + 2)
+                name = text[i + 2 : end]
+                out.append(variables.get(name, text[i : end + 1]))
+                i = end + 1
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+# --- What `kubectl apply -k` reads -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", [K8S, GCS], ids=["k8s", "k8s-gcs"])
+def test_the_kustomization_builds(folder):
+    assert build(folder)  # a missing file or a failing patch raises
+
+
+def test_the_kustomization_lists_every_manifest_in_its_folder():
+    listed = kustomization(K8S)["resources"]
+    manifests = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == manifests
+
+
+def test_config_maps_are_made_from_files_inside_the_folder():
+    """kustomize's default load restrictor: a generator's files must be in or below the
+    kustomization's folder, so the ConfigMap's sources are copies under deploy/k8s/."""
+    for generator in kustomization(K8S)["configMapGenerator"]:
+        for name in generator["files"]:
+            path = (K8S / name).resolve()
+            assert path.is_relative_to(K8S) and path.is_file(), name
+
+
+def test_a_generator_reading_serving_itself_would_fail(tmp_path):
+    """Why serving-config/ holds copies: kustomize refuses `../../serving/models.config`."""
+    folder = tmp_path / "deploy" / "k8s"
+    folder.mkdir(parents=True)
+    shutil.copytree(SERVING, tmp_path / "serving")
+    (folder / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "configMapGenerator:\n  - name: serving-models\n"
+        "    files: [../../serving/models.config]\n"
+    )
+    with pytest.raises(KustomizeError, match="is not in or below"):
+        build(folder)
+    if shutil.which("kubectl"):  # the real kustomize refuses it as well
+        result = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True)
+        assert result.returncode != 0 and b"is not in or below" in result.stderr
+
+
+def test_generated_names_get_kustomizes_hash():
+    """kustomize's own test vectors (api/hasher/hasher_test.go), and `kubectl kustomize` on a
+    one-file generator: the hashed names the Deployment refers to are the cluster's."""
+
+    def hashed(data: dict | None) -> str:
+        return config_map_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": data})
+
+    assert hashed(None) == "6ct58987ht"
+    assert hashed({"one": ""}) == "9g67k2htb6"
+    assert hashed({"a.txt": "hello\n"}) == "7bbhf79gm2"
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="no kubectl to compare with (optional)")
+@pytest.mark.parametrize("folder", [K8S, GCS], ids=["k8s", "k8s-gcs"])
+def test_kubectl_builds_the_same_objects(folder):
+    """The offline build is kustomize's own, down to the generated ConfigMap names."""
+    printed = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert printed.returncode == 0, printed.stderr
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    theirs = sorted((o for o in yaml.safe_load_all(printed.stdout) if o), key=key)
+    assert theirs == sorted(build(folder), key=key)
+
+
+# --- Kubernetes' API schemas ------------------------------------------------------------------
+
+
+def validate(obj: dict, version: str) -> None:
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        where = ".".join(str(p) for p in error.path)
+        what = f"{obj['kind']} {obj['metadata']['name']}"
+        raise AssertionError(f"{what}: {where}: {error.message}") from None
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("folder", [K8S, GCS], ids=["k8s", "k8s-gcs"])
+def test_every_object_applied_validates(folder, version):
+    for obj in build(folder):
+        validate(obj, version)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_file_validates(version):
+    for path in K8S.glob("*.yaml"):
+        if path.name != "kustomization.yaml":
+            for obj in load_yaml_documents(path):
+                validate(obj, version)
+
+
+def test_the_schemas_reject_a_misspelt_field(objects):
+    """Strict validation: what the API server would drop without a word fails here."""
+    deployment = only(objects, "Deployment", "serving")
+    misspelt = yaml.safe_load(
+        yaml.safe_dump(deployment).replace("readinessProbe", "readynessProbe")
+    )
+    with pytest.raises(AssertionError, match="readynessProbe"):
+        validate(misspelt, KUBERNETES_VERSIONS[-1])
+
+
+# --- namespace, labels, images ----------------------------------------------------------------
+
+
+def test_everything_is_in_one_labelled_namespace(objects):
+    spec = kustomization(K8S)
+    namespace = only(objects, "Namespace")
+    assert namespace["metadata"]["name"] == spec["namespace"]
+    (label,) = spec["labels"]
+    for obj in objects.values():
+        assert obj["metadata"]["labels"].items() >= label["pairs"].items(), obj["kind"]
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == spec["namespace"]
+        selector = obj.get("spec", {}).get("selector", {})
+        assert not set(selector.get("matchLabels", selector)) & set(label["pairs"])
+
+
+def test_images_come_from_one_registry_and_tag():
+    """Each `images:` entry renames an image the manifests use (one that matches nothing would
+    silently leave an unpushable name in the cluster); ours share a registry and a tag."""
+    manifests = [obj for path in K8S.glob("*.yaml") for obj in load_yaml_documents(path)]
+    used = {split_image(c["image"])[0] for obj in manifests for c in containers(obj)}
+    images = {image["name"]: image for image in kustomization(K8S)["images"]}
+    assert set(images) <= used
+    ours = [images["mnist-client"], images["mnist-train"]]
+    assert len({image["newName"].rsplit("/", 1)[0] for image in ours}) == 1
+    assert len({image["newTag"] for image in ours}) == 1
+
+
+def test_client_and_train_run_the_images_built_from_their_dockerfiles(objects):
+    images = {image["name"]: image for image in kustomization(K8S)["images"]}
+    for kind, name, image in [
+        ("Deployment", "client", "mnist-client"),
+        ("Job", "train", "mnist-train"),
+    ]:
+        entry = images[image]
+        assert container(only(objects, kind, name), name)["image"] == (
+            f"{entry['newName']}:{entry['newTag']}"
+        )
+        assert (ROOT / name / "Dockerfile").is_file()
+
+
+# --- TF Serving: image, command, flags, ports, config files -----------------------------------
+
+
+def test_serving_runs_the_image_serving_dockerfile_builds_on(objects):
+    serving = container(only(objects, "Deployment", "serving"), "serving")
+    assert serving["image"] == instruction(SERVING / "Dockerfile", "FROM")
+
+
+def test_serving_runs_the_dockerfiles_entrypoint(objects):
+    serving = container(only(objects, "Deployment", "serving"), "serving")
+    entrypoint = exec_form(SERVING / "Dockerfile", "ENTRYPOINT")
+    assert "args" not in serving
+    assert [" ".join(part.split()) for part in serving["command"]] == [
+        " ".join(part.split()) for part in entrypoint
+    ]
+
+
+def test_the_pods_server_gets_the_docker_containers_arguments(objects, tmp_path):
+    """The pod's command, as kubelet expands it and /bin/sh runs it, with the ConfigMap's flags
+    file: tensorflow_model_server gets what the Docker container gives it."""
+    serving = container(only(objects, "Deployment", "serving"), "serving")
+    variables = env(serving)
+    command = [kubelet_expand(part, variables) for part in serving["command"]]
+    flags_copy = CONFIG_COPIES / "model_server.flags"
+    result = run_model_server_command(command, variables, tmp_path, flags_copy)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == model_server_argv(tmp_path)
+    flags = flag_values(result.stdout.splitlines())
+    assert int(flags["port"]) == port(serving, "grpc") == settings.GRPC_PORT
+    assert int(flags["rest_api_port"]) == port(serving, "rest") == settings.REST_API_PORT
+    assert variables["MODEL_NAME"] == settings.MODEL_NAME
+
+
+def test_the_config_folder_holds_the_files_the_image_has(objects, tmp_path):
+    """/etc/tfserving in the pod: serving/'s files (the image's COPY), every one the flags name,
+    mounted as a whole folder (kubelet never updates a subPath mount)."""
+    deployment = only(objects, "Deployment", "serving")
+    (mount,) = [m for m in container(deployment, "serving")["volumeMounts"]
+                if m["mountPath"] == CONFIG_DIR]  # fmt: skip
+    assert "subPath" not in mount and mount.get("readOnly")
+    files = config_map_files(objects, deployment, mount["name"])
+    ((copied, _),) = copies(SERVING / "Dockerfile")
+    assert set(files) == set(copied)
+    named = {v for v in flag_values(model_server_argv(tmp_path)).values() if v.startswith("/")}
+    assert {f"{CONFIG_DIR}/{name}" for name in files} == named | {FLAGS_FILE}
+
+
+def test_config_map_files_are_servings(objects):
+    """Byte for byte, but models.config: as a ModelServerConfig, but for where the labels point
+    (this cluster's state, moved here and applied)."""
+    deployment = only(objects, "Deployment", "serving")
+    files = config_map_files(objects, deployment, "config")
+    for name, text in files.items():
+        assert text == (CONFIG_COPIES / name).read_text()
+        if name != "models.config":
+            assert text == (SERVING / name).read_text(), (
+                f"deploy/k8s/serving-config/{name} differs from serving/{name}: copy it over"
+            )
+    assert_same_models(models_config(files["models.config"]))
+
+
+def assert_same_models(config, other_base_path: bool = False) -> None:
+    """config's models are serving/models.config's: the same but for the labels' versions (and
+    the base path, if other_base_path)."""
+    cluster = model_server_config_pb2.ModelServerConfig()
+    cluster.CopyFrom(config)
+    ours = parse_config(SERVING / "models.config", model_server_config_pb2.ModelServerConfig)
+    (model,) = cluster.model_config_list.config
+    labels = dict(model.version_labels)
+    assert set(labels) == set(ours.model_config_list.config[0].version_labels)
+    assert all(version >= 1 for version in labels.values())
+    model.ClearField("version_labels")
+    ours.model_config_list.config[0].ClearField("version_labels")
+    if other_base_path:
+        model.base_path = ours.model_config_list.config[0].base_path
+    assert cluster == ours, "the cluster's models.config differs from serving/models.config"
+
+
+def test_only_models_config_is_updated_in_place(objects):
+    """TF Serving re-reads models.config (so its ConfigMap keeps its name and changes in place)
+    and reads the rest once at start (so a change makes a new, hash-named ConfigMap: a rollout)."""
+    generators = {g["name"]: g for g in kustomization(K8S)["configMapGenerator"]}
+    for name, generator in generators.items():
+        in_place = generator.get("options", {}).get("disableNameSuffixHash", False)
+        files = {Path(f).name for f in generator["files"]}
+        assert in_place == (files == {"models.config"})
+        names = [n for (k, n) in objects if k == "ConfigMap" and n.startswith(name)]
+        assert names == [name] if in_place else re.fullmatch(rf"{name}-[a-z0-9]{{10}}", names[0])
+
+
+def test_serving_reads_the_store_at_the_config_base_path(objects):
+    deployment = only(objects, "Deployment", "serving")
+    config = models_config(config_map_files(objects, deployment, "config")["models.config"])
+    (model,) = config.model_config_list.config
+    assert model.name == settings.MODEL_NAME
+    mounts = {m["name"]: m for m in container(deployment, "serving")["volumeMounts"]}
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"]
+                 if v["name"] == "models"]  # fmt: skip
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    assert volume["persistentVolumeClaim"].get("readOnly") and mounts["models"].get("readOnly")
+    assert Path(model.base_path).parent == Path(mounts["models"]["mountPath"])
+    # compose's layout: MODELS_DIR holds <MODEL_NAME>/<version>/, mounted at the same path.
+    assert settings.MODEL_BASE_PATH.name == Path(model.base_path).name
+    pvc = only(objects, "PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_training_writes_where_serving_reads_as_compose_trains(objects):
+    from train.__main__ import parse_args
+
+    job = only(objects, "Job", "train")
+    train = container(job, "train")
+    deployment = only(objects, "Deployment", "serving")
+    config = models_config(config_map_files(objects, deployment, "config")["models.config"])
+    base_path = config.model_config_list.config[0].base_path
+    assert train["args"] == compose()["services"]["train"]["command"]
+    assert parse_args(train["args"]).model_base_path == Path(base_path)
+    mounts = {m["mountPath"]: m["name"] for m in train["volumeMounts"]}
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    store = volumes[mounts[str(Path(base_path).parent)]]["persistentVolumeClaim"]
+    assert "readOnly" not in store
+    serving_volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert store["claimName"] == serving_volumes["models"]["persistentVolumeClaim"]["claimName"]
+    # tfds downloads into the folder the image tells it to use.
+    tfds_dir = next(e.split("=")[1] for e in instruction(ROOT / "train" / "Dockerfile", "ENV")
+                    .split() if e.startswith("TFDS_DATA_DIR="))  # fmt: skip
+    assert "emptyDir" in volumes[mounts[tfds_dir]]
+
+
+# --- Probes, against a stand-in TF Serving and against the local server ----------------------
+
+
+def readiness(objects, rest_port: int) -> subprocess.CompletedProcess:
+    serving = container(only(objects, "Deployment", "serving"), "serving")
+    command = serving["readinessProbe"]["exec"]["command"]
+    assert not {"curl", "wget"} & set(" ".join(command).split())  # not in the official image
+    variables = {**env(serving), "REST_API_PORT": str(rest_port), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(command, capture_output=True, timeout=10, env=variables)
+
+
+def test_liveness_and_startup_ask_the_model_status_url(objects):
+    serving = container(only(objects, "Deployment", "serving"), "serving")
+    for probe in ("startupProbe", "livenessProbe"):
+        get = serving[probe]["httpGet"]
+        assert get["path"] == STATUS_PATH and port(serving, get["port"]) == settings.REST_API_PORT
+    # Time for the first model to train on a fresh cluster before the container is restarted.
+    startup = serving["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 20 * 60
+
+
+def test_readiness_passes_when_a_version_is_available(objects, fake_serving):  # noqa: F811
+    rest_port, _ = fake_serving
+    assert readiness(objects, rest_port).returncode == 0
+
+
+def test_readiness_fails_while_the_version_loads(objects, fake_serving):  # noqa: F811
+    """TF Serving answers the status URL with 200 while LOADING: an httpGet probe would pass."""
+    rest_port, answer = fake_serving
+    answer["state"] = "LOADING"
+    assert requests.get(f"http://127.0.0.1:{rest_port}{STATUS_PATH}", timeout=5).ok
+    assert readiness(objects, rest_port).returncode != 0
+
+
+def test_readiness_fails_when_nothing_listens(objects):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert readiness(objects, free).returncode != 0
+
+
+@pytest.fixture(scope="module")
+def cluster_config_server(tiny_model_base, tmp_path_factory):
+    """`python -m serving`, our TF Serving REST server, with the ConfigMap's files and flags and a
+    store holding version 1: a fresh cluster's serving pod."""
+    from test_serving_hotswap import free_port, wait_for
+
+    root = tmp_path_factory.mktemp("cluster") / "models"
+    shutil.copytree(tiny_model_base / "1", root / settings.MODEL_NAME / "1")
+    text = (CONFIG_COPIES / "model_server.flags").read_text()
+    flags = " ".join(line.split("#")[0] for line in text.splitlines()).split()
+    rest_port = free_port()
+    command = [sys.executable, "-m", "serving", "--models_root", str(root),
+               "--rest_api_port", str(rest_port),
+               *(f.replace(CONFIG_DIR, str(CONFIG_COPIES)) for f in flags)]  # fmt: skip
+    log = root.parent / "server.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+    url = f"http://127.0.0.1:{rest_port}"
+
+    def serving() -> bool:
+        assert process.poll() is None, f"the server stopped:\n{log.read_text()}"
+        return requests.get(url + STATUS_PATH, timeout=5).ok
+
+    try:
+        wait_for(serving, 180, "the server")
+        yield rest_port, url
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_fresh_clusters_config_serves_and_its_probes_pass(objects, cluster_config_server):
+    rest_port, url = cluster_config_server
+    assert requests.get(url + STATUS_PATH, timeout=5).status_code == 200  # startup, liveness
+    assert readiness(objects, rest_port).returncode == 0
+    for label in ("stable", "canary"):  # as committed, both answer from version 1
+        metadata = requests.get(f"{url}{STATUS_PATH}/labels/{label}/metadata", timeout=5)
+        assert metadata.json()["model_spec"]["version"] == "1", metadata.text
+
+
+# --- Services, replicas, disruptions, autoscaling ----------------------------------------------
+
+
+def test_services_select_their_pods_on_named_ports(objects):
+    for name, ports in [("serving", {"grpc": settings.GRPC_PORT, "rest": settings.REST_API_PORT}),
+                        ("client", {"http": settings.CLIENT_PORT})]:  # fmt: skip
+        service = only(objects, "Service", name)
+        deployment = only(objects, "Deployment", name)
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+        assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+        assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == ports
+        for p in service["spec"]["ports"]:
+            assert port(container(deployment, name), p["targetPort"]) == p["port"]
+
+
+def test_serving_scales_from_two_replicas_and_loses_one_at_most(objects):
+    deployment = only(objects, "Deployment", "serving")
+    # The autoscaler owns the count: a `replicas:` would be re-applied over it.
+    assert "replicas" not in deployment["spec"]
+    hpa = only(objects, "HorizontalPodAutoscaler", "serving")
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "serving")
+    assert hpa["spec"]["minReplicas"] == 2 <= hpa["spec"]["maxReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    resources = container(deployment, "serving")["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and set(resources["limits"])
+    pdb = only(objects, "PodDisruptionBudget", "serving")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["maxUnavailable"] == 1 < hpa["spec"]["minReplicas"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+# --- The client ---------------------------------------------------------------------------------
+
+
+def test_the_client_asks_the_serving_service(objects):
+    client = container(only(objects, "Deployment", "client"), "client")
+    url = urlparse(env(client)["TF_SERVING_URL"])
+    service = only(objects, "Service", "serving")
+    rest = {p["name"]: p["port"] for p in service["spec"]["ports"]}["rest"]
+    assert (url.scheme, url.hostname, url.port) == ("http", "serving", rest)
+    assert url.hostname == service["metadata"]["name"]
+    assert rest == settings.REST_API_PORT
+
+
+def test_the_client_command_listens_on_its_container_port(objects, tmp_path):
+    """The image's CMD with the pod's environment: Streamlit on CLIENT_PORT, all interfaces."""
+    client = container(only(objects, "Deployment", "client"), "client")
+    assert "command" not in client and "args" not in client  # the image's CMD runs
+    command = instruction(ROOT / "client" / "Dockerfile", "CMD")
+    result = run_with_stand_in(["/bin/sh", "-c", command], "streamlit", env(client), tmp_path)
+    assert result.returncode == 0, result.stderr
+    argv = result.stdout.splitlines()
+    assert argv[:2] == ["run", "client"]
+    options = dict(zip(argv[2::2], argv[3::2], strict=True))
+    assert int(options["--server.port"]) == port(client, "http") == settings.CLIENT_PORT
+    assert options["--server.address"] == "0.0.0.0"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert client[probe]["httpGet"] == {"path": "/_stcore/health", "port": "http"}
+
+
+def test_a_browser_stays_on_one_client_pod(objects):
+    """Streamlit keeps a session (and its uploaded photos) in one pod's memory."""
+    assert only(objects, "Deployment", "client")["spec"]["replicas"] > 1
+    assert only(objects, "Service", "client")["spec"]["sessionAffinity"] == "ClientIP"
+
+
+# --- The gs:// overlay ------------------------------------------------------------------------
+
+
+def test_gcs_serving_reads_the_bucket_and_training_writes_it(gcs_objects):
+    deployment = only(gcs_objects, "Deployment", "serving")
+    config = models_config(config_map_files(gcs_objects, deployment, "config")["models.config"])
+    assert_same_models(config, other_base_path=True)
+    base_path = config.model_config_list.config[0].base_path
+    match = re.fullmatch(rf"gs://([^/]+)/{settings.MODEL_NAME}", base_path)
+    assert match, base_path
+    # No store volume left: no claim, nothing mounted at /models in the servers.
+    assert not [o for (kind, _), o in gcs_objects.items() if kind == "PersistentVolumeClaim"]
+    assert all("persistentVolumeClaim" not in v
+               for o in gcs_objects.values() if o["kind"] in ("Deployment", "Job")
+               for v in o["spec"]["template"]["spec"].get("volumes", []))  # fmt: skip
+    assert "/models" not in {
+        m["mountPath"] for m in container(deployment, "serving")["volumeMounts"]
+    }
+    job = only(gcs_objects, "Job", "train")
+    train = container(job, "train")
+    (store,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if "csi" in v]
+    assert store["csi"]["driver"] == "gcsfuse.csi.storage.gke.io"
+    assert store["csi"]["volumeAttributes"]["bucketName"] == match.group(1)
+    mounted = {m["name"]: m["mountPath"] for m in train["volumeMounts"]}
+    assert f"{mounted[store['name']]}/{settings.MODEL_NAME}" == train["args"][-1]
+    assert job["spec"]["template"]["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
+    for obj in (deployment, job):
+        assert obj["spec"]["template"]["spec"]["serviceAccountName"] == "models"
+    assert ("ServiceAccount", "models") in gcs_objects
+
+
+def test_a_patch_whose_test_fails_stops_the_build(tmp_path):
+    """The overlay's JSON patches test what they remove: a reordered base fails loudly."""
+    base = tmp_path / "k8s"
+    shutil.copytree(K8S, base)
+    deployment = base / "serving-deployment.yaml"
+    (obj,) = load_yaml_documents(deployment)
+    obj["spec"]["template"]["spec"]["volumes"].reverse()
+    deployment.write_text(yaml.safe_dump(obj))
+    overlay = tmp_path / "k8s-gcs"
+    shutil.copytree(GCS, overlay)
+    with pytest.raises(KustomizeError, match="testing value"):
+        build(overlay)
+    assert build(base)  # the base itself is fine
+    if shutil.which("kubectl"):
+        result = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True)
+        assert result.returncode != 0
+
+
+def test_docs_name_the_commands_that_exist():
+    """docs/kubernetes.md's runbook uses these folders, names and labels."""
+    docs = (ROOT / "docs" / "kubernetes.md").read_text()
+    namespace = kustomization(K8S)["namespace"]
+    assert "kubectl apply -k deploy/k8s" in docs and "kubectl apply -k deploy/k8s-gcs" in docs
+    assert f"-n {namespace}" in docs
+    for name in ("job/train", "deployment/serving", "service/client"):
+        assert name in docs, name
+    for image in kustomization(K8S)["images"]:
+        assert f"{image['name']}" in docs
+    assert "deploy/k8s/serving-config/models.config" in docs

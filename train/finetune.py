@@ -1,0 +1,158 @@
+"""`python -m train --from-version N|latest`: start from a version's weights and fine-tune them.
+
+Each version keeps its Keras model in assets.extra/model.keras (export/saved_model.py). A version
+exported before that file existed is rebuilt from its metrics' architecture and its SavedModel's
+own variables, and kept only if it then gives the SavedModel's exact answers.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from export.saved_model import ASSETS_EXTRA, KERAS_FILE, SIGNATURE_NAME, read_metrics
+from export.versions import VersionError, list_versions
+from train import data
+
+if TYPE_CHECKING:
+    import keras
+
+# A fine-tune starts from trained weights: a tenth of the peak learning rate of a full run moves
+# them towards the new images without undoing what they learnt from MNIST.
+LEARNING_RATE_FACTOR = 0.1
+
+
+@dataclass
+class Start:
+    version: int
+    path: Path
+    metrics: dict  # the version's metrics.json ({} if it has none)
+
+
+def resolve(base_path: Path, spec: str) -> Start:
+    """The version `spec` names ("latest" or a number) under base_path, checked to exist."""
+    versions = list_versions(base_path)
+    if spec == "latest":
+        if not versions:
+            raise VersionError(f"--from-version latest: no version under {base_path} yet")
+        version = versions[-1]
+    elif spec.isdigit() and int(spec) in versions:
+        version = int(spec)
+    else:
+        have = ", ".join(map(str, versions)) or "none"
+        raise VersionError(f"--from-version {spec}: no such version under {base_path} ({have})")
+    path = base_path / str(version)
+    return Start(version, path, read_metrics(path))
+
+
+def load_model(start: Start) -> "keras.Model":
+    """The version as a Keras model that can be trained further."""
+    import keras
+
+    import train.model  # noqa: F401 - registers the custom layers the file names
+
+    keras_file = start.path / ASSETS_EXTRA / KERAS_FILE
+    if keras_file.is_file():
+        try:
+            return keras.saving.load_model(keras_file)
+        except Exception as e:  # a damaged or foreign file: Keras raises many kinds
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise VersionError(f"version {start.version}: cannot load {keras_file}: {first}") from e
+    model = _rebuild(start)
+    if model is None:
+        raise VersionError(
+            f"version {start.version} cannot be trained further: it has no "
+            f"{ASSETS_EXTRA}/{KERAS_FILE}, and its weights do not fit a model this release "
+            "builds; train a new version without --from-version"
+        )
+    return model
+
+
+def _rebuild(start: Start) -> "keras.Model | None":
+    """The version's network built again from its arch, with the SavedModel's variables; None
+    unless that model answers exactly as the SavedModel does."""
+    import tensorflow as tf
+
+    from train.model import ARCHES, build
+
+    arch = start.metrics.get("arch")
+    if arch not in ARCHES or start.metrics.get("members", 1) != 1:
+        return None
+    try:
+        saved = tf.saved_model.load(str(start.path))
+        serve = saved.signatures[SIGNATURE_NAME]
+        stored = list(saved.variables)
+    except (OSError, KeyError, ValueError, AttributeError):
+        return None
+    model = build(arch)
+    if len(stored) != len(model.variables):
+        return None
+    for target, source in zip(model.variables, stored, strict=True):
+        # Same order, same kind (kernel, gamma, ...) and shape; layer numbering differs.
+        kind = source.name.split("/")[-1].split(":")[0]
+        if tuple(target.shape) != tuple(source.shape) or target.path.split("/")[-1] != kind:
+            return None
+        target.assign(source.numpy())
+    probe = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    expected = serve(image=tf.constant(probe))["probabilities"].numpy()
+    if not np.allclose(model(probe, training=False).numpy(), expected, atol=1e-5):
+        return None
+    return model
+
+
+def version_accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> float | None:
+    """A version's accuracy on uint8 (n, 28, 28) images, through its serving signature: what
+    the server would answer. None for no images."""
+    import tensorflow as tf
+
+    if not len(labels):
+        return None
+    serve = tf.saved_model.load(str(path)).signatures[SIGNATURE_NAME]
+    digits = []
+    for start in range(0, len(labels), 1024):
+        batch = data.to_model_input(images[start : start + 1024])
+        digits.append(serve(image=batch)["digit"].numpy())
+    return float(np.mean(np.concatenate(digits) == labels))
+
+
+def finetune(
+    model: "keras.Model",
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    epochs: int,
+    verbose: int,
+) -> tuple["keras.Model", dict[str, list[float]]]:
+    """Train `model` further, with a cosine decay from a tenth of `learning_rate`."""
+    import keras
+
+    steps = -(-len(y_train) // batch_size) * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate * LEARNING_RATE_FACTOR, decay_steps=steps, alpha=0.02
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks = [
+        keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: logs.setdefault(
+                "learning_rate", float(model.optimizer.learning_rate)
+            )
+        )
+    ]
+    history = model.fit(
+        data.make_dataset(x_train, y_train, batch_size, shuffle_seed=seed),
+        validation_data=data.make_dataset(x_val, y_val, 512) if len(y_val) else None,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
