@@ -227,6 +227,19 @@ def export_version(
     return write_version(base_path, write, version)
 
 
+def saved_signatures(version_path: Path) -> set[str]:
+    """The signature names in a version's saved_model.pb (read as TF Serving does, without
+    loading the model); empty when it cannot be read."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    try:
+        saved.ParseFromString((version_path / "saved_model.pb").read_bytes())
+    except (OSError, ValueError):
+        return set()
+    return {name for graph in saved.meta_graphs for name in graph.signature_def}
+
+
 def read_metrics(version_path: Path) -> dict:
     """metrics.json of a version, or {} if missing or unreadable (e.g. a hand-copied model)."""
     try:

@@ -192,3 +192,28 @@ def test_upgrade_gives_an_older_versions_network_the_image_signature(
 
     assert export_main(["upgrade", "9", "--model-base-path", str(base)]) == 2
     assert "no version 9" in capsys.readouterr().err
+
+
+def test_make_run_upgrades_a_newest_version_without_predict_image(
+    tiny_model_base, tmp_path, monkeypatch
+):
+    """A version exported before models read images is exported again, once, with both."""
+    import sys
+
+    from export.saved_model import saved_signatures
+
+    base = tmp_path / "mnist"
+    loaded = tf.saved_model.load(str(tiny_model_base / "1"))
+    tf.saved_model.save(loaded, str(base / "1"), signatures=loaded.signatures["serving_default"])
+    assert settings.IMAGE_SIGNATURE_NAME not in saved_signatures(base / "1")
+    monkeypatch.setattr(settings, "MODEL_BASE_PATH", base)
+    sys.path.insert(0, str(settings.ROOT / "scripts"))
+    try:
+        from start_server_and_app import upgrade_if_needed
+    finally:
+        sys.path.remove(str(settings.ROOT / "scripts"))
+    upgrade_if_needed()
+    assert list_versions(base) == [1, 2]
+    assert {"serving_default", settings.IMAGE_SIGNATURE_NAME} <= saved_signatures(base / "2")
+    upgrade_if_needed()  # the newest has both now: nothing more
+    assert list_versions(base) == [1, 2]
