@@ -22,7 +22,8 @@ FIELDS = {
 # Kinds without a namespace (of those a kustomization here might hold).
 CLUSTER_SCOPED = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
                   "ClusterRoleBinding", "CustomResourceDefinition"}  # fmt: skip
-# Where `labels: includeTemplates` also labels pods (builtinpluginconsts/metadatalabels.go).
+# Where `labels: includeTemplates` also labels pods (builtinpluginconsts/metadatalabels.go; a
+# CronJob's are a level deeper, under its jobTemplate, which is labelled too).
 TEMPLATE_KINDS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job"}
 # A generated ConfigMap's name still to get its content hash (kustomize marks them likewise).
 NEEDS_HASH = "needs-hash-suffix"
@@ -220,6 +221,14 @@ def add_labels(label: dict, objects: list[dict]) -> None:
         targets = [obj["metadata"]]
         if label.get("includeTemplates") and obj["kind"] in TEMPLATE_KINDS:
             targets.append(obj["spec"]["template"].setdefault("metadata", {}))
+        if label.get("includeTemplates") and obj["kind"] == "CronJob":  # its Jobs and their pods
+            job = obj["spec"]["jobTemplate"]
+            targets.append(job.setdefault("metadata", {}))
+            targets.append(job["spec"]["template"].setdefault("metadata", {}))
+        if label.get("includeTemplates") and obj["kind"] == "StatefulSet":
+            # kustomize v5.0 to v5.7 (the kubectl releases' own) label claim templates too.
+            for claim in obj["spec"].get("volumeClaimTemplates", []):
+                targets.append(claim.setdefault("metadata", {}))
         for metadata in targets:
             metadata.setdefault("labels", {}).update(label["pairs"])
 
@@ -227,6 +236,8 @@ def add_labels(label: dict, objects: list[dict]) -> None:
 def pod_specs(obj: dict) -> list[dict]:
     if obj["kind"] in TEMPLATE_KINDS:
         return [obj["spec"]["template"]["spec"]]
+    if obj["kind"] == "CronJob":
+        return [obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
     return [obj["spec"]] if obj["kind"] == "Pod" else []
 
 

@@ -51,8 +51,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yields the SQLAlchemy URL of the `postgres` database of a fresh server."""
+def postgres_server(user: str = "postgres", password: str | None = None) -> Iterator[str]:
+    """Yields the SQLAlchemy URL of the `postgres` database of a fresh server. With a password,
+    as the official postgres image sets one up for other pods: `user` is the superuser, and
+    clients connect over TCP (127.0.0.1) with that password (scram-sha-256); else a unix socket
+    without one."""
     if not (POSTGRES_BIN / "postgres").exists():
         message = f"no PostgreSQL server in {POSTGRES_BIN} (Debian: apt-get install postgresql)"
         if os.environ.get("CI") == "true":
@@ -61,20 +64,29 @@ def postgres_server() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="feedback-postgres-"))
     as_postgres = _as_postgres(folder)
     data = folder / "data"
+    auth = ["-A", "trust"]
+    if password is not None:
+        (folder / "password").write_text(password + "\n")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=password"]
     subprocess.run(
-        [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+        [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", user, *auth,
          "-E", "UTF8", "--no-sync"],
         check=True, capture_output=True, **as_postgres,
     )  # fmt: skip
+    (folder / "password").unlink(missing_ok=True)
     port = _free_port()
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    # Unix socket only (no TCP), in the temporary folder; no fsync: throwaway data.
+    # A unix socket in the temporary folder (and 127.0.0.1 with a password); no fsync: throwaway.
+    listen = "127.0.0.1" if password is not None else ""
     server = subprocess.Popen(
         [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-k", str(folder),
-         "-p", str(port), "-c", "listen_addresses=", "-c", "fsync=off"],
+         "-p", str(port), "-c", f"listen_addresses={listen}", "-c", "fsync=off"],
         stdout=log, stderr=subprocess.STDOUT, **as_postgres,
     )  # fmt: skip
-    url = f"postgresql://postgres@/postgres?host={folder}&port={port}"
+    if password is None:
+        url = f"postgresql://{user}@/postgres?host={folder}&port={port}"
+    else:
+        url = f"postgresql://{user}:{password}@127.0.0.1:{port}/postgres"
     try:
         _wait_until_ready(url, server, folder)
         yield url

@@ -5,10 +5,16 @@ Each folder is built as `kubectl apply -k` would build it (tests/kustomize_build
 API schemas (kubernetes-validate, strict: unknown fields fail), and the objects agree with the rest
 of the product: serving/Dockerfile's image and command, serving/'s config files, .env's ports and
 model name (through settings), the REST API's status URL, compose's training command. The
-commands the pods run (server, readiness probe, app) are run for real by /bin/sh and bash.
+commands the pods run (server, readiness probe, app) are run for real by /bin/sh and bash. The
+feedback store: every replica and training reads one Secret key, the runbook's URL names the
+database Service, no password is committed, and a real PostgreSQL set up as the database pod sets
+itself up opens with that URL, answers its readiness probe, and restores the runbook's backup.
 """
 
+import copy
 import re
+import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -29,8 +35,10 @@ from kustomize_build import (
     containers,
     kustomization,
     load_yaml_documents,
+    pod_specs,
     split_image,
 )
+from postgres import POSTGRES_BIN, postgres_server
 from tensorflow_serving.config import model_server_config_pb2
 from test_deployment import (  # noqa: F401 (fake_serving is a fixture)
     CONFIG_DIR,
@@ -83,7 +91,8 @@ def container(obj: dict, name: str) -> dict:
 
 
 def env(spec: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in spec.get("env", [])}
+    """A container's plain environment values (not those taken from a Secret)."""
+    return {e["name"]: e["value"] for e in spec.get("env", []) if "value" in e}
 
 
 def port(spec: dict, name: str) -> int:
@@ -551,6 +560,301 @@ def test_a_browser_stays_on_one_client_pod(objects):
     assert only(objects, "Service", "client")["spec"]["sessionAffinity"] == "ClientIP"
 
 
+# --- The feedback store: one PostgreSQL for every replica, its URL and password from a Secret --
+
+
+RUNBOOK = ROOT / "docs" / "kubernetes.md"
+STORE_USERS = {"Deployment/client", "Job/train", "CronJob/train-feedback"}
+# A database URL's password (postgresql://user:PASSWORD@host...), and what stands for one in docs.
+URL_PASSWORD = re.compile(r"postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:([^@\s]+)@")
+PLACEHOLDER = re.compile(r"\$\{?\w+\}?|<[^>]+>|password|PASSWORD")
+
+
+def store_settings(objects: dict) -> dict[str, dict]:
+    """Each FEEDBACK_DB a container gets, as "Kind/name" -> its env entry."""
+    found = {}
+    for (kind, name), obj in objects.items():
+        for spec in containers(obj):
+            for entry in spec.get("env", []):
+                if entry["name"] == "FEEDBACK_DB":
+                    found[f"{kind}/{name}"] = entry
+    return found
+
+
+def secret_ref(spec: dict, variable: str) -> dict:
+    (entry,) = [e for e in spec["env"] if e["name"] == variable]
+    assert "value" not in entry, f"{variable} is written in the manifest"
+    return entry["valueFrom"]["secretKeyRef"]
+
+
+def runbook_secret(text: str) -> tuple[str, str, dict[str, str]]:
+    """The `kubectl -n NS create secret generic NAME --from-literal=KEY=VALUE...` a document
+    gives: (namespace, name, {key: value})."""
+    text = text.replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if "create secret generic" in line]
+    words = shlex.split(line[line.index("kubectl") :], posix=False)
+    assert words[:2] == ["kubectl", "-n"] and words[3:6] == ["create", "secret", "generic"]
+    literals = dict(
+        w.removeprefix("--from-literal=").split("=", 1)
+        for w in words[6:]
+        if w.startswith("--from-literal=")
+    )
+    return words[2], words[6], literals
+
+
+def database(objects: dict) -> tuple[dict, dict, dict]:
+    """The database's StatefulSet, its postgres container and its Service."""
+    statefulset = only(objects, "StatefulSet", "feedback-db")
+    return statefulset, container(statefulset, "postgres"), only(objects, "Service", "feedback-db")
+
+
+def test_the_app_and_every_training_read_the_store_from_one_secret_key(objects):
+    """Every replica and Job shares one store; a missing Secret stops the pod (it says which),
+    never a quiet SQLite file inside it (.env's default, what the images fall back to)."""
+    found = store_settings(objects)
+    assert set(found) == STORE_USERS
+    refs = {where: secret_ref({"env": [entry]}, "FEEDBACK_DB") for where, entry in found.items()}
+    assert len({(r["name"], r["key"]) for r in refs.values()}) == 1, refs
+    assert not any(r.get("optional") for r in refs.values())
+    assert "://" not in settings.read_env()["FEEDBACK_DB"]  # why it must never be left unset
+    # The database takes its password from the same Secret, and the Secret is not in the build.
+    _, postgres, _ = database(objects)
+    password = secret_ref(postgres, "POSTGRES_PASSWORD")
+    (url,) = {r["name"] for r in refs.values()}
+    assert password["name"] == url and not password.get("optional")
+    assert not [o for (kind, _), o in objects.items() if kind == "Secret"]
+
+
+def test_the_runbooks_secret_is_the_one_the_pods_read(objects):
+    """The runbook's and the README's `kubectl create secret`: its namespace, name and keys."""
+    refs = {(r["name"], r["key"]) for e in store_settings(objects).values()
+            for r in [e["valueFrom"]["secretKeyRef"]]}  # fmt: skip
+    _, postgres, _ = database(objects)
+    password = secret_ref(postgres, "POSTGRES_PASSWORD")
+    for path in (RUNBOOK, ROOT / "README.md"):
+        namespace, name, literals = runbook_secret(path.read_text())
+        assert namespace == kustomization(K8S)["namespace"], path.name
+        (store,) = refs
+        assert {(name, key) for key in literals} == {store, (password["name"], password["key"])}
+        # One password in both keys: the database's and the one in the store's URL.
+        assert urlparse(literals[store[1]]).password == literals[password["key"]] == "$PASSWORD"
+        assert "PASSWORD=$(openssl rand -hex" in path.read_text(), path.name
+
+
+def test_the_runbooks_url_names_the_database_service(objects):
+    """host: the Service; port: the Service's and the container's; user and database: those the
+    image creates (POSTGRES_USER, POSTGRES_DB)."""
+    from feedback.store import store_url
+
+    statefulset, postgres, service = database(objects)
+    _, _, literals = runbook_secret(RUNBOOK.read_text())
+    url = urlparse(literals["url"])
+    (service_port,) = service["spec"]["ports"]
+    assert url.scheme == "postgresql"
+    assert url.hostname == service["metadata"]["name"] == statefulset["spec"]["serviceName"]
+    assert url.port == service_port["port"] == port(postgres, service_port["name"])
+    assert service["spec"]["clusterIP"] == "None"  # a headless Service: no port mapping
+    assert url.username == env(postgres)["POSTGRES_USER"]
+    assert url.path == f"/{env(postgres)['POSTGRES_DB']}"
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert statefulset["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    # The store reads it as PostgreSQL through psycopg, at that host and database.
+    parsed = store_url(literals["url"])
+    assert (parsed.drivername, parsed.host, parsed.port, parsed.database) == (
+        "postgresql+psycopg",
+        url.hostname,
+        url.port,
+        url.path[1:],
+    )
+
+
+def test_the_database_keeps_its_data_in_its_own_volume(objects):
+    statefulset, postgres, _ = database(objects)
+    assert statefulset["spec"]["replicas"] == 1
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    (mount,) = postgres["volumeMounts"]
+    assert mount["name"] == claim["metadata"]["name"]
+    # The official image from 18 on keeps PGDATA in /var/lib/postgresql/<major>/docker, under
+    # the volume it declares, /var/lib/postgresql (mounted lower, the data would stay in the
+    # container and go with it).
+    name, tag, _ = split_image(postgres["image"])
+    assert name == "postgres" and int(tag.split(".")[0]) >= 18
+    assert mount["mountPath"] == "/var/lib/postgresql" and "PGDATA" not in env(postgres)
+    # A fast shutdown before SIGTERM, which postgres would take as a wait for every client.
+    assert postgres["lifecycle"]["preStop"]["exec"]["command"][:2] == ["pg_ctl", "stop"]
+    assert "--mode=fast" in postgres["lifecycle"]["preStop"]["exec"]["command"]
+
+
+def test_the_feedback_training_is_the_training_job_with_feedback(objects, monkeypatch):
+    """The CronJob's pod is the Job's with `--feedback --from-version latest`: the same image,
+    store, volumes and resources; suspended, so it runs only when started."""
+    from train.__main__ import parse_args
+
+    job = copy.deepcopy(only(objects, "Job", "train")["spec"])
+    cron = only(objects, "CronJob", "train-feedback")
+    assert cron["spec"]["suspend"] is True and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    feedback = copy.deepcopy(cron["spec"]["jobTemplate"]["spec"])
+    job_args = container({"kind": "Job", "spec": job}, "train").pop("args")
+    feedback_args = container({"kind": "Job", "spec": feedback}, "train").pop("args")
+    for spec, name in ((job, "train"), (feedback, "train-feedback")):
+        assert spec["template"]["metadata"]["labels"].pop("app.kubernetes.io/name") == name
+    assert feedback == job
+    url = "postgresql://feedback:x@feedback-db:5432/feedback"
+    monkeypatch.setenv("FEEDBACK_DB", url)  # what the Secret's key gives the pod
+    config = parse_args(feedback_args)
+    assert config.feedback == url and config.from_version == "latest"
+    assert config.model_base_path == parse_args(job_args).model_base_path
+    assert [a for a in feedback_args if a not in ("--feedback", "--from-version", "latest")] == (
+        job_args
+    )
+    runbook = RUNBOOK.read_text()
+    assert "create job --from=cronjob/train-feedback" in runbook
+
+
+def passwords_in(text: str) -> list[str]:
+    return [m.group(1) for m in URL_PASSWORD.finditer(text)
+            if not PLACEHOLDER.fullmatch(m.group(1))]  # fmt: skip
+
+
+def test_no_password_is_in_the_repository():
+    """Not in a manifest (no Secret, no POSTGRES_PASSWORD value), nor in a database URL in the
+    product's files and docs (the tests make their own throwaway ones)."""
+    assert passwords_in("postgresql://feedback:hunter2@feedback-db:5432/feedback") == ["hunter2"]
+    assert passwords_in("url=postgresql://feedback:$PASSWORD@feedback-db:5432/feedback") == []
+    for folder in (K8S, GCS):
+        for path in folder.glob("*.yaml"):
+            for obj in load_yaml_documents(path):
+                assert obj["kind"] != "Secret", path
+                for spec in containers(obj):
+                    assert "POSTGRES_PASSWORD" not in env(spec), path
+    skip = {".git", ".venv", "tests", "models", "runs", "data", "node_modules"}
+    checked = 0
+    for path in ROOT.rglob("*"):
+        parts = path.relative_to(ROOT).parts
+        if skip & set(parts) or not path.is_file() or path.suffix in (".png", ".json", ".gz"):
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        assert not passwords_in(text), f"{path.relative_to(ROOT)}: a database password"
+        checked += 1
+    assert checked > 50
+
+
+@pytest.fixture(scope="module")
+def feedback_db_server(objects):
+    """A real PostgreSQL set up as the database pod sets itself up: its user as the superuser,
+    the runbook's kind of password, its database; yields (port, password)."""
+    import psycopg
+
+    _, postgres, _ = database(objects)
+    values = env(postgres)
+    password = secrets.token_hex(24)  # as `openssl rand -hex 24`
+    with postgres_server(user=values["POSTGRES_USER"], password=password) as url:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{values["POSTGRES_DB"]}"')
+        yield urlparse(url).port, password
+
+
+def runbook_url(port_: int, password: str) -> str:
+    """The runbook's store URL with the password, at this test's server."""
+    _, _, literals = runbook_secret(RUNBOOK.read_text())
+    url = urlparse(literals["url"].replace("$PASSWORD", password))
+    return url._replace(netloc=url.netloc.replace(f"{url.hostname}:{url.port}",
+                                                  f"127.0.0.1:{port_}")).geturl()  # fmt: skip
+
+
+def add_drawing(store, label: str) -> int:
+    import numpy as np
+
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    return store.add(b"\x89PNG drawing", [digit], label, "canvas", model_version=1)
+
+
+def test_the_store_opens_with_the_runbooks_url_and_replicas_share_it(feedback_db_server):
+    from feedback.store import StoreError, open_store
+
+    port_, password = feedback_db_server
+    url = runbook_url(port_, password)
+    first, second = open_store(url), open_store(url)  # two app replicas
+    try:
+        before = second.count()
+        add_drawing(first, "7")
+        assert second.count() == before + 1
+        assert password not in first.where
+    finally:
+        first.close()
+        second.close()
+    with pytest.raises(StoreError, match="password authentication failed") as error:
+        open_store(runbook_url(port_, "not-" + password))
+    assert password not in str(error.value)
+
+
+def test_the_databases_readiness_probe_asks_the_server(objects, feedback_db_server):
+    """pg_isready as the probe runs it, at this test's port: ready, and not when nothing
+    listens."""
+    _, postgres, _ = database(objects)
+    command = postgres["readinessProbe"]["exec"]["command"]
+    port_, _ = feedback_db_server
+    path = {"PATH": f"{POSTGRES_BIN}:/usr/bin:/bin"}
+
+    def probe(at: int) -> int:
+        moved = [re.sub(r"^--port=\d+$", f"--port={at}", part) for part in command]
+        assert moved != command
+        return subprocess.run(moved, capture_output=True, timeout=20, env=path).returncode
+
+    assert probe(port_) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert probe(free) != 0
+
+
+def test_the_runbooks_backup_restores_the_store(feedback_db_server, tmp_path):
+    """The runbook's backup and restore lines, run as `kubectl exec` runs them in the pod (here
+    against this test's server): a restore brings back what the backup held."""
+    from feedback.store import open_store
+
+    port_, password = feedback_db_server
+    text = RUNBOOK.read_text()
+
+    def in_pod(program: str) -> list[str]:
+        (line,) = [line for line in text.splitlines() if f"-- {program} " in line]
+        words = shlex.split(line)
+        assert words[0] == "kubectl" and "feedback-db-0" in words
+        command = words[words.index("--") + 1 :]
+        return command[: command.index(">" if ">" in command else "<")]
+
+    variables = {"PATH": f"{POSTGRES_BIN}:/usr/bin:/bin", "PGHOST": "127.0.0.1",
+                 "PGPORT": str(port_), "PGPASSWORD": password}  # fmt: skip
+    store = open_store(runbook_url(port_, password))
+    try:
+        add_drawing(store, "4")
+        kept = store.digits()
+        dump = tmp_path / "feedback.dump"
+        with open(dump, "wb") as out:
+            subprocess.run(in_pod("pg_dump"), stdout=out, env=variables, check=True, timeout=60)
+        store.delete_all()
+        assert store.count() == 0
+        with open(dump, "rb") as backup:
+            restored = subprocess.run(in_pod("pg_restore"), stdin=backup, env=variables,
+                                      capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert restored.returncode == 0, restored.stderr
+    finally:
+        store.close()
+    again = open_store(runbook_url(port_, password))
+    try:
+        back = again.digits()
+        assert back.labels.tolist() == kept.labels.tolist()
+        assert (back.images == kept.images).all()
+    finally:
+        again.close()
+
+
 # --- The gs:// overlay ------------------------------------------------------------------------
 
 
@@ -564,8 +868,8 @@ def test_gcs_serving_reads_the_bucket_and_training_writes_it(gcs_objects):
     # No store volume left: no claim, nothing mounted at /models in the servers.
     assert not [o for (kind, _), o in gcs_objects.items() if kind == "PersistentVolumeClaim"]
     assert all("persistentVolumeClaim" not in v
-               for o in gcs_objects.values() if o["kind"] in ("Deployment", "Job")
-               for v in o["spec"]["template"]["spec"].get("volumes", []))  # fmt: skip
+               for o in gcs_objects.values() if o["kind"] in ("Deployment", "Job", "CronJob")
+               for spec in pod_specs(o) for v in spec.get("volumes", []))  # fmt: skip
     assert "/models" not in {
         m["mountPath"] for m in container(deployment, "serving")["volumeMounts"]
     }
@@ -577,6 +881,13 @@ def test_gcs_serving_reads_the_bucket_and_training_writes_it(gcs_objects):
     mounted = {m["name"]: m["mountPath"] for m in train["volumeMounts"]}
     assert f"{mounted[store['name']]}/{settings.MODEL_NAME}" == train["args"][-1]
     assert job["spec"]["template"]["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
+    # The feedback training writes the same bucket the same way.
+    cron = only(gcs_objects, "CronJob", "train-feedback")["spec"]["jobTemplate"]["spec"]
+    assert cron["template"]["spec"]["volumes"] == job["spec"]["template"]["spec"]["volumes"]
+    assert (
+        cron["template"]["metadata"]["annotations"]
+        == job["spec"]["template"]["metadata"]["annotations"]
+    )
     for obj in (deployment, job):
         assert obj["spec"]["template"]["spec"]["serviceAccountName"] == "models"
     assert ("ServiceAccount", "models") in gcs_objects
