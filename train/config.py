@@ -64,7 +64,7 @@ class TrainConfig:
     )
     # Forms MNIST lacks, added to the training set: drawn continental 1s and 7s
     # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py).
-    # 0 and 0 is the reference recipe.
+    # These and --uji-forms all 0 is the reference recipe.
     continental_forms: int = option(
         600,
         "add N drawn continental forms (--continental-digits) to the training set",
