@@ -213,7 +213,9 @@ def test_compare_mode_asks_two_versions(page):
     shown(prediction(page, "7").nth(1))
     assert prediction(page, "7").count() == 2
     shown(page.get_by_text(re.compile(r"Answered by version \d+ \(asked for by number\)")))
-    assert page.get_by_text(re.compile(r"Answered by version \d+ \(the newest")).count() == 1
+    newest = page.get_by_text(re.compile(r"Answered by version \d+ \(the newest"))
+    shown(newest.first)
+    assert newest.count() == 1
 
 
 def test_a_version_without_the_image_signature_is_named_with_the_fix(page, stack):
@@ -238,6 +240,7 @@ def test_stopped_server_is_reported(page, stack):
     draw(page, "1")
     message = f"Cannot reach the model server at {stack['serving_url']}"
     shown(page.get_by_text(message).first)
-    assert page.get_by_role("button", name="Retry").count() >= 1
+    # The button follows the message in the same run: wait for it, as the page draws in steps.
+    shown(page.get_by_role("button", name="Retry").first)
     assert page.get_by_text("Traceback").count() == 0
     assert page.get_by_text(re.compile(r"^Prediction:")).count() == 0
