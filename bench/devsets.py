@@ -6,7 +6,7 @@ black background. They are deterministic: item i is drawn from `np.random.defaul
 so a set is the same however much of it is read. Canvases are yielded one at a time because a
 thousand of them take 300 MB.
 
-- `sklearn_digits`: scikit-learn's 1,797 real handwritten digits (43 writers, 8x8), upscaled onto
+- `sklearn_digits`: scikit-learn's 1,797 real handwritten digits (13 writers, 8x8), upscaled onto
   the canvas at a random size and position; `sklearn_digits_inked`, the same cut into solid ink.
 - `continental_1`, `continental_7`: a 1 with a long flag and a foot, a 7 with a crossbar, drawn as
   jittered strokes with a round brush.

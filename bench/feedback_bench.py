@@ -3,7 +3,7 @@ cost on MNIST and in time.
 
     MNIST_DIR=/path/to/mnist python -m bench.feedback_bench [--start models/mnist/1]
 
-A few hundred of scikit-learn's real handwritten digits (43 writers), drawn onto the canvas as the
+A few hundred of scikit-learn's real handwritten digits (13 writers), drawn onto the canvas as the
 browser sends them (bench/devsets.py), go into a new feedback store as people's corrections,
 each with what the starting version read. Then the update, timed as a person runs it:
 

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             uji=config.uji_forms, continental_digits=config.continental_digits,
             redrawn=config.redrawn_forms, lowres_source=config.lowres_source,
             lowres_grey=config.lowres_grey,
+            optdigits=config.optdigits_forms,
         )  # fmt: skip
         forms.append(time.process_time() - started)
         keras.utils.set_random_seed(config.seed)

@@ -2,7 +2,7 @@
 
     nice -n 10 python bench/train_bench.py                          # `python -m train`'s recipe
     nice -n 10 python bench/train_bench.py --arch reference --continental-forms 0 \
-        --lowres-forms 0 --epochs 15                                # the reference recipe
+        --lowres-forms 0 --uji-forms 0 --optdigits-forms 0 --epochs 15  # the reference recipe
     nice -n 10 python bench/train_bench.py --lr-schedule plateau    # LR halved on plateau
     nice -n 10 python bench/train_bench.py --plain-keras --epochs 2  # the reference's own loop
 

@@ -40,5 +40,5 @@ def sample_model_base(tmp_path_factory) -> Path:
     # Without the drawn forms: they would double this fixture's training time, and the tests that
     # use it check the app, not how far the model reaches.
     run(TrainConfig(data="sample", batch_size=64, epochs=5, continental_forms=0, lowres_forms=0,
-                    uji_forms=0, model_base_path=base, verbose=0))  # fmt: skip
+                    uji_forms=0, optdigits_forms=0, model_base_path=base, verbose=0))  # fmt: skip
     return base

@@ -51,10 +51,10 @@ def test_with_forms_adds_to_training_only():
     assert more.x_test is dataset.x_test
     assert "continental" in more.name and "lowres" in more.name
     assert with_forms(dataset, 0, 0, seed=0) is dataset
-    every = with_forms(dataset, 4, 0, 0, uji=3, continental_digits="49", redrawn=2)
-    assert list(every.y_train[5:9]) == [4, 9, 4, 9] and every.x_train.shape == (14, 28, 28)
-    assert set(every.y_train[12:]) <= set(y)
-    assert "3 uji" in every.name and "2 redrawn" in every.name
+    every = with_forms(dataset, 4, 0, 0, uji=3, continental_digits="49", redrawn=2, optdigits=5)
+    assert list(every.y_train[5:9]) == [4, 9, 4, 9] and every.x_train.shape == (19, 28, 28)
+    assert set(every.y_train[17:]) <= set(y)
+    assert "3 uji" in every.name and "5 optdigits" in every.name and "2 redrawn" in every.name
     # The 8x8-grid digits come from MNIST's (labels 0..4 here), or also from the drawn forms.
     mnist_only = with_forms(dataset, 40, 60, 0, continental_digits="79")
     assert set(mnist_only.y_train[45:]) <= set(y)

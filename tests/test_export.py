@@ -112,8 +112,9 @@ def test_metrics_json(tiny_version):
     assert set(metrics["per_class_accuracy"]) == {str(d) for d in range(10)}
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["dataset"]["test"] == 1000
-    # The default training set: the sample plus the drawn forms, named as such.
-    assert metrics["dataset"]["source"] == "sample+600 continental+3000 lowres+2400 uji"
+    # The default training set: the sample plus the forms, named as such.
+    forms = "600 continental+3000 lowres+2400 uji+3823 optdigits"
+    assert metrics["dataset"]["source"] == f"sample+{forms}"
     assert metrics["dataset"]["train"] == 252 and metrics["dataset"]["validation"] == 28
     assert metrics["arch"] == "canvas"
     assert metrics["parameters"] == 421_146

@@ -64,7 +64,7 @@ class TrainConfig:
     )
     # Forms MNIST lacks, added to the training set: drawn continental 1s and 7s
     # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py).
-    # These and --uji-forms all 0 is the reference recipe.
+    # These, --uji-forms and --optdigits-forms all 0 is the reference recipe.
     continental_forms: int = option(
         600,
         "add N drawn continental forms (--continental-digits) to the training set",
@@ -92,6 +92,13 @@ class TrainConfig:
     # the 240 (bench/RESULTS.md: the dev writers' flagged 1s stop reading as 7).
     uji_forms: int = option(
         2400, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
+        metavar="N",
+    )  # fmt: skip
+    # The 8x8 scans of the optdigits database's 30 training writers (train/optdigits.py), each
+    # once: continental 1s, 4s, 7s and 9s as scanned forms show them. scikit-learn's digits, the
+    # dev set, are its 13 other writers (bench/RESULTS.md).
+    optdigits_forms: int = option(
+        3823, "add N renderings of real 8x8 scans (data/optdigits, training writers)", type=int,
         metavar="N",
     )  # fmt: skip
     redrawn_forms: int = option(

@@ -173,6 +173,7 @@ def with_forms(
     redrawn: int = 0,
     lowres_source: str = "mnist",
     lowres_grey: float = 0.0,
+    optdigits: int = 0,
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
@@ -185,7 +186,10 @@ def with_forms(
     lowres_source: "mnist" draws the 8x8-grid digits from MNIST's alone, "all" from the
     continental and UJI forms too (open 4s and flagged 1s as a small scan shows them);
     lowres_grey: the share of them kept in the grid's grey levels (a blurry small scan).
+    optdigits: n renderings of real 8x8 scans by the optdigits training writers
+    (train/optdigits.py), continental forms as a small scan shows them.
     """
+    from train import optdigits as optdigits_scans
     from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
     from train.lowres_forms import lowres as lowres_forms
@@ -207,8 +211,11 @@ def with_forms(
             source_y = np.concatenate([source_y, *(y for _, _, y in parts.values())])
         x, y = lowres_forms(source_x, source_y, lowres, seed, grey=lowres_grey)
         parts["lowres"] = (lowres, x, y)
+    if optdigits > 0:
+        x, y = optdigits_scans.training_forms(*optdigits_scans.read(), optdigits, seed)
+        parts["optdigits"] = (optdigits, x, y)
     name, xs, ys = dataset.name, [dataset.x_train], [dataset.y_train]
-    for what in ("continental", "lowres", "uji"):
+    for what in ("continental", "lowres", "uji", "optdigits"):
         if what in parts:
             n, x, y = parts[what]
             name, xs, ys = f"{name}+{n} {what}", [*xs, x], [*ys, y]

@@ -36,7 +36,9 @@ def _coarse(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.round(grid * 16) / 16  # 17 grey levels, as the 8x8 counts of 4x4 blocks
 
 
-def _render(grid: np.ndarray, rng: np.random.Generator, grey: bool = False) -> np.ndarray:
+def render(grid: np.ndarray, rng: np.random.Generator, grey: bool = False) -> np.ndarray:
+    """An 8x8 grid of 0..1 as a 28x28 MNIST-style digit: cut into ink at a random level, or
+    with `grey`, upscaled smoothly with its grey levels kept."""
     cells = np.pad(grid, 1)
     if grey:
         # A blurry small scan: the grid upscaled smoothly with its grey levels kept, a stroke
@@ -64,5 +66,5 @@ def lowres(
         r = np.random.default_rng((seed, int(j), i))
         coarse = _coarse(x[j], r)
         # With grey 0 nothing more is drawn: the same seed gives the same forms as before.
-        images[i] = _render(coarse, r, grey=grey > 0 and r.random() < grey)
+        images[i] = render(coarse, r, grey=grey > 0 and r.random() < grey)
     return images, y[pick].astype(np.int64)

@@ -160,6 +160,7 @@ def run(config: TrainConfig) -> Path:
             continental_digits=config.continental_digits, redrawn=config.redrawn_forms,
             lowres_source=config.lowres_source,
             lowres_grey=config.lowres_grey,
+            optdigits=config.optdigits_forms,
         )  # fmt: skip
         x_train, y_train, x_val, y_val = data.split_validation(
             dataset.x_train, dataset.y_train, config.val_fraction, seed, config.limit
