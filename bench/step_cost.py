@@ -45,18 +45,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from train import data
     from train.model import build
+    from train.run import with_config_forms
 
     source = data.load(configs[0].data)
     models, batches, forms = [], [], []
     for config in configs:
         started = time.process_time()
-        dataset = data.with_forms(
-            source, config.continental_forms, config.lowres_forms, config.seed,
-            uji=config.uji_forms, continental_digits=config.continental_digits,
-            redrawn=config.redrawn_forms, lowres_source=config.lowres_source,
-            lowres_grey=config.lowres_grey,
-            optdigits=config.optdigits_forms,
-        )  # fmt: skip
+        dataset = with_config_forms(source, config, config.seed)
         forms.append(time.process_time() - started)
         keras.utils.set_random_seed(config.seed)
         model = build(config.arch, bn_momentum=0.9, seed=config.seed, elastic=config.elastic)

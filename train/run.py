@@ -130,6 +130,16 @@ def average(members: list["keras.Model"], arch: str) -> "keras.Model":
     return keras.Model(inputs, outputs, name=f"{arch}_x{len(members)}")
 
 
+def with_config_forms(source: data.Dataset, config: TrainConfig, seed: int) -> data.Dataset:
+    """The source with the forms that `config` asks for, drawn with `seed`."""
+    return data.with_forms(
+        source, config.continental_forms, config.lowres_forms, seed, uji=config.uji_forms,
+        continental_digits=config.continental_digits, redrawn=config.redrawn_forms,
+        lowres_source=config.lowres_source, lowres_grey=config.lowres_grey,
+        optdigits=config.optdigits_forms,
+    )  # fmt: skip
+
+
 def run(config: TrainConfig) -> Path:
     """Train, evaluate on the test split, export a new version; return the version's folder."""
     import keras
@@ -155,13 +165,7 @@ def run(config: TrainConfig) -> Path:
         if member:
             keras.utils.set_random_seed(seed)
             print(f"model {member + 1} of {config.members}: seed {seed}", flush=True)
-        dataset = data.with_forms(
-            source, config.continental_forms, config.lowres_forms, seed, uji=config.uji_forms,
-            continental_digits=config.continental_digits, redrawn=config.redrawn_forms,
-            lowres_source=config.lowres_source,
-            lowres_grey=config.lowres_grey,
-            optdigits=config.optdigits_forms,
-        )  # fmt: skip
+        dataset = with_config_forms(source, config, seed)
         x_train, y_train, x_val, y_val = data.split_validation(
             dataset.x_train, dataset.y_train, config.val_fraction, seed, config.limit
         )
