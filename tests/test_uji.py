@@ -139,3 +139,34 @@ def test_training_forms_are_mnist_style_deterministic_and_vary(digits):
     for image in images:
         ys, xs = np.nonzero(image)
         assert max(np.ptp(ys), np.ptp(xs)) in (19, 20, 21) and image.max() == 255
+
+
+def test_bend_moves_strokes_a_little_each_on_its_own(digits):
+    seven = next(d for d in digits if d.digit == 7 and len(d.strokes) == 2)
+    rng = np.random.default_rng(0)
+    assert uji.bend(seven.strokes, rng, 0.0) is seven.strokes
+    extent = np.ptp(np.concatenate(seven.strokes), axis=0).max()
+    moves = []
+    for i in range(50):
+        bent = uji.bend(seven.strokes, np.random.default_rng(i), 1.0)
+        assert [s.shape for s in bent] == [s.shape for s in seven.strokes]
+        shift = [(b - s).mean(axis=0) for b, s in zip(bent, seven.strokes, strict=True)]
+        moves.append(np.linalg.norm(shift[0] - shift[1]) / extent)
+        # Every point stays near where the writer put it.
+        for b, s in zip(bent, seven.strokes, strict=True):
+            assert np.abs(b - s).max() < 0.4 * extent
+    # The crossbar moves against the stem by a few percent of the digit, differently each time.
+    assert 0.02 < np.median(moves) < 0.15 and np.std(moves) > 0.01
+    # The same generator state, the same bend.
+    again = [uji.bend(seven.strokes, np.random.default_rng(3), 1.0) for _ in range(2)]
+    np.testing.assert_array_equal(np.concatenate(again[0]), np.concatenate(again[1]))
+
+
+def test_training_forms_bend_only_when_asked(digits):
+    train, _ = uji.split_writers(digits)
+    plain, _ = uji.training_forms(train[:10], 10, seed=1)
+    unbent, _ = uji.training_forms(train[:10], 10, seed=1, bend_amount=0.0)
+    bent, labels = uji.training_forms(train[:10], 10, seed=1, bend_amount=1.5)
+    np.testing.assert_array_equal(plain, unbent)
+    assert all(not np.array_equal(a, b) for a, b in zip(plain, bent, strict=True))
+    assert list(labels) == [d.digit for d in train[:10]]

@@ -94,6 +94,10 @@ class TrainConfig:
         2400, "add N drawings of real pen strokes (data/uji, training writers)", type=int,
         metavar="N",
     )  # fmt: skip
+    uji_bend: float = option(
+        0.0, "bend each drawing of the real pen strokes by this much (1: strokes move by about 4%% "
+        "of the digit, turn by about 6 degrees)", type=float, low=0.0,
+    )  # fmt: skip
     # The 8x8 scans of the optdigits database's 30 training writers (train/optdigits.py), each
     # once: continental 1s, 4s, 7s and 9s as scanned forms show them. scikit-learn's digits, the
     # dev set, are its 13 other writers (bench/RESULTS.md).

@@ -174,6 +174,7 @@ def with_forms(
     lowres_source: str = "mnist",
     lowres_grey: float = 0.0,
     optdigits: int = 0,
+    uji_bend: float = 0.0,
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
@@ -181,8 +182,9 @@ def with_forms(
     (train/canvas_forms.py); MNIST has no 1 with a flag and foot, no crossed 7, few open 4s.
     lowres: n training digits seen through an 8x8 grid (train/lowres_forms.py), the fat, blocky
     look of small scans and fat brushes. uji: n drawings of real pen strokes by the UJI training
-    writers (train/uji.py), European handwriting. redrawn: n training digits redrawn from their
-    skeletons with a round pen (train/redrawn_forms.py), the even stroke of a canvas.
+    writers (train/uji.py), European handwriting, bent by uji_bend (train/uji.py's `bend`).
+    redrawn: n training digits redrawn from their skeletons with a round pen
+    (train/redrawn_forms.py), the even stroke of a canvas.
     lowres_source: "mnist" draws the 8x8-grid digits from MNIST's alone, "all" from the
     continental and UJI forms too (open 4s and flagged 1s as a small scan shows them);
     lowres_grey: the share of them kept in the grid's grey levels (a blurry small scan).
@@ -202,7 +204,7 @@ def with_forms(
         x, y = continental_forms(continental, seed, tuple(map(int, continental_digits)))
         parts["continental"] = (continental, x, y)
     if uji > 0:
-        x, y = uji_pen.training_forms(uji_pen.split_writers(uji_pen.read())[0], uji, seed)
+        x, y = uji_pen.training_forms(uji_pen.split_writers(uji_pen.read())[0], uji, seed, uji_bend)
         parts["uji"] = (uji, x, y)
     if lowres > 0:
         source_x, source_y = dataset.x_train, dataset.y_train

@@ -136,7 +136,7 @@ def with_config_forms(source: data.Dataset, config: TrainConfig, seed: int) -> d
         source, config.continental_forms, config.lowres_forms, seed, uji=config.uji_forms,
         continental_digits=config.continental_digits, redrawn=config.redrawn_forms,
         lowres_source=config.lowres_source, lowres_grey=config.lowres_grey,
-        optdigits=config.optdigits_forms,
+        optdigits=config.optdigits_forms, uji_bend=config.uji_bend,
     )  # fmt: skip
 
 
