@@ -96,6 +96,12 @@ def split_writers(digits: list[UjiDigit]) -> tuple[list[UjiDigit], list[UjiDigit
     return train, [d for d in digits if d.writer in DEV_WRITERS]
 
 
+def rotation(degrees: float) -> np.ndarray:
+    """The 2x2 matrix that turns points by `degrees` (counter-clockwise with y up)."""
+    theta = np.deg2rad(degrees)
+    return np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
 def draw(
     strokes: tuple[np.ndarray, ...],
     size: float,
@@ -116,10 +122,8 @@ def draw(
     """
     points = np.concatenate(strokes)
     middle = (points.min(axis=0) + points.max(axis=0)) / 2
-    theta = np.deg2rad(angle)
     # Shear, then turn, then widen: x' = stretch * R @ [[1, -slant], [0, 1]] @ (p - middle).
-    rotate = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    shape = np.diag([stretch, 1.0]) @ rotate @ np.array([[1.0, -slant], [0.0, 1.0]])
+    shape = np.diag([stretch, 1.0]) @ rotation(angle) @ np.array([[1.0, -slant], [0.0, 1.0]])
     moved = [(s - middle) @ shape.T for s in strokes]
     everything = np.concatenate(moved)
     extent = np.ptp(everything, axis=0).max()
@@ -189,8 +193,7 @@ def bend(
     bent = []
     for stroke in strokes:
         centre = stroke.mean(axis=0)
-        theta = np.deg2rad(rng.normal(0, 6 * amount))
-        turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+        turn = rotation(rng.normal(0, 6 * amount))
         grow = np.exp(rng.normal(0, 0.06 * amount))
         shift = rng.normal(0, 0.04 * amount * extent, 2)
         bent.append((stroke - centre) @ turn.T * grow + centre + shift)
