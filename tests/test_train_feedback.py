@@ -17,7 +17,7 @@ from feedback.store import open_store
 from train.__main__ import main as train_main
 from train.__main__ import parse_args
 from train.data import to_model_input
-from train.finetune import load_model, resolve, version_accuracy
+from train.finetune import load_members, load_model, resolve, version_accuracy
 
 DRAWINGS = 30
 
@@ -87,6 +87,37 @@ def test_fine_tuning_from_a_version_exports_the_next_with_the_feedback_figures(
     assert 0 < change < 0.5
 
 
+def test_a_version_averaging_two_models_is_fine_tuned_model_by_model(store, tmp_path, capsys):
+    base = tmp_path / "mnist"
+    argv = ["--data", "sample", "--limit", "280", "--batch-size", "256", "--epochs", "1",
+            "--continental-forms", "0", "--lowres-forms", "0", "--uji-forms", "0",
+            "--optdigits-forms", "0", "--verbose", "0", "--model-base-path", str(base)]  # fmt: skip
+    assert train_main([*argv, "--members", "2"]) == 0
+    # --members is the version's own when fine-tuning: 1 here changes nothing.
+    argv += ["--feedback", store, "--from-version", "latest", "--members", "1"]
+    assert train_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "model 2 of 2: seed 43" in out and f"exported {base / '2'}" in out
+    metrics = json.loads((base / "2" / ASSETS_EXTRA / "metrics.json").read_text())
+    assert metrics["members"] == 2 and metrics["from_version"] == 1
+    assert len(metrics["member_test_accuracies"]) == 2
+
+    before, after = (load_members(resolve(base, v)) for v in ("1", "2"))
+    assert len(before) == len(after) == 2
+    for first, second in zip(before, after, strict=True):
+        kernels = [
+            next(la.kernel.numpy() for la in m.layers if isinstance(la, keras.layers.Dense))
+            for m in (first, second)
+        ]
+        assert 0 < np.abs(kernels[1] - kernels[0]).mean() / np.abs(kernels[0]).mean() < 0.5
+    # Exported as one model whose answer is the average of the two fine-tuned ones.
+    images = np.random.default_rng(2).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    x = to_model_input(images).numpy()
+    expected = np.mean([m.predict(x, verbose=0) for m in after], axis=0)
+    serve = tf.saved_model.load(str(base / "2")).signatures["serving_default"]
+    np.testing.assert_allclose(serve(image=x)["probabilities"].numpy(), expected, atol=1e-6)
+
+
 def test_a_version_without_its_keras_file_is_rebuilt_from_its_saved_model(
     tiny_model_base, tmp_path
 ):
@@ -133,8 +164,7 @@ def test_feedback_flags(monkeypatch, capsys):
     assert config.feedback == settings.feedback_db() and config.from_version == "latest"
     assert parse_args(["--feedback", "x.sqlite"]).feedback == "x.sqlite"
     assert parse_args([]).feedback is None and parse_args([]).from_version is None
-    for bad in (["--from-version", "v2"], ["--from-version", "0"], ["--feedback-share", "1"],
-                ["--from-version", "1", "--members", "2"]):  # fmt: skip
+    for bad in (["--from-version", "v2"], ["--from-version", "0"], ["--feedback-share", "1"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
     assert "--from-version" in capsys.readouterr().err

@@ -45,7 +45,8 @@ class TrainConfig:
     # Seeds disagree most on drawings unlike MNIST, and the average evens that out, at N times the
     # training time and N times the model's work per image (bench/RESULTS.md).
     members: int = option(
-        1, "train N models (N times the time) and export one that averages them",
+        1, "train N models (N times the time) and export one that averages them; "
+        "--from-version fine-tunes as many as the version has",
         type=int, low=1, metavar="N",
     )  # fmt: skip
     batch_size: int = option(128, "images per training step", type=int, low=1)
@@ -186,6 +187,4 @@ def from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Trai
             args.from_version.isdigit() and int(args.from_version) > 0
         ):
             parser.error(f"{flag_of('from_version')} takes a version number or latest")
-        if args.members != 1:
-            parser.error(f"{flag_of('from_version')} fine-tunes one model: leave --members at 1")
     return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in fields(TrainConfig)})

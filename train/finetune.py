@@ -1,5 +1,8 @@
 """`python -m train --from-version N|latest`: start from a version's weights and fine-tune them.
 
+A version that averages several models (--members) is fine-tuned model by model, each as a run of
+its own seed would be, and averaged again.
+
 Each version keeps its Keras model in assets.extra/model.keras (export/saved_model.py). A version
 exported before that file existed is rebuilt from its metrics' architecture and its SavedModel's
 own variables, and kept only if it then gives the SavedModel's exact answers.
@@ -67,6 +70,23 @@ def load_model(start: Start) -> "keras.Model":
             "builds; train a new version without --from-version"
         )
     return model
+
+
+def load_members(start: Start) -> list["keras.Model"]:
+    """The version's models, each to be trained on its own: the one, or those it averages."""
+    import keras
+
+    model = load_model(start)
+    count = start.metrics.get("members", 1)
+    if count == 1:
+        return [model]
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(members) != count:
+        raise VersionError(
+            f"version {start.version} cannot be trained further: its metrics name {count} "
+            f"models, its {KERAS_FILE} holds {len(members)}"
+        )
+    return members
 
 
 def _rebuild(start: Start) -> "keras.Model | None":

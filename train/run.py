@@ -154,17 +154,20 @@ def run(config: TrainConfig) -> Path:
 
     # A version to fine-tune, and the corrections, are checked before the data are loaded.
     start = finetune.resolve(base_path, config.from_version) if config.from_version else None
-    start_model = finetune.load_model(start) if start else None
+    start_members = finetune.load_members(start) if start else None
+    # A fine-tune trains the version's own models, however many it averages.
+    count = len(start_members) if start_members else config.members
+    arch = start.metrics.get("arch", "-") if start else config.arch
     corrections = feedback_data.load(config.feedback) if config.feedback else None
     source = data.load(config.data)
     members, histories, train_seconds, repeats = [], [], 0.0, 0
-    for member in range(config.members):
+    for member in range(count):
         # Each model is the one-model run of its seed, bit for bit: its own drawn forms and
         # validation split too, so that models differ as much as separate runs do.
         seed = config.seed + member
         if member:
             keras.utils.set_random_seed(seed)
-            print(f"model {member + 1} of {config.members}: seed {seed}", flush=True)
+            print(f"model {member + 1} of {count}: seed {seed}", flush=True)
         dataset = with_config_forms(source, config, seed)
         x_train, y_train, x_val, y_val = data.split_validation(
             dataset.x_train, dataset.y_train, config.val_fraction, seed, config.limit
@@ -182,7 +185,7 @@ def run(config: TrainConfig) -> Path:
             print(
                 f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
                 f"{len(dataset.y_test)} test; arch {config.arch}, "
-                + (f"{config.members} models of " if config.members > 1 else "")
+                + (f"{count} models of " if count > 1 else "")
                 + f"{epochs} epochs of {steps_per_epoch} steps, "
                 f"batch norm momentum {bn_momentum:.3f}",
                 flush=True,
@@ -195,9 +198,9 @@ def run(config: TrainConfig) -> Path:
                     flush=True,
                 )
         started = time.perf_counter()
-        if start_model is not None:
+        if start_members is not None:
             model, history = finetune.finetune(
-                start_model, config.learning_rate, config.batch_size, seed,
+                start_members[member], config.learning_rate, config.batch_size, seed,
                 x_train, y_train, x_val, y_val, epochs, config.verbose,
             )  # fmt: skip
         else:
@@ -211,7 +214,7 @@ def run(config: TrainConfig) -> Path:
         )
         members.append(model)
         histories.append(history)
-    model = members[0] if len(members) == 1 else average(members, config.arch)
+    model = members[0] if len(members) == 1 else average(members, arch)
 
     x_test = data.to_model_input(dataset.x_test).numpy()
     probabilities = model.predict(x_test, batch_size=512, verbose=0)
@@ -229,8 +232,8 @@ def run(config: TrainConfig) -> Path:
 
     metrics = {
         **results,
-        "arch": config.arch,
-        "members": config.members,
+        "arch": arch,
+        "members": count,
         "member_test_accuracies": member_accuracies,
         "parameters": int(model.count_params()),
         "dataset": {
@@ -248,7 +251,6 @@ def run(config: TrainConfig) -> Path:
         "history": history_lists,
     }
     if start is not None:
-        metrics["arch"] = start.metrics.get("arch", "-")
         metrics["from_version"] = start.version
         metrics["bn_momentum"] = None  # the version's own: a fine-tune keeps its layers
     if corrections is not None:
