@@ -75,8 +75,8 @@ def quick_model(tmp: Path) -> Path:
     from train.run import TrainConfig, run
 
     base = tmp / "mnist"
-    run(TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, model_base_path=base,
-                    verbose=0))  # fmt: skip
+    run(TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, members=1,
+                    model_base_path=base, verbose=0))  # fmt: skip
     return base
 
 

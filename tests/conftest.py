@@ -11,9 +11,9 @@ from train.run import TrainConfig, run
 
 
 def tiny_train_config(base: Path) -> TrainConfig:
-    # One step (one batch of 252 images, 28 held out for validation), one epoch.
-    return TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, model_base_path=base,
-                       verbose=0)  # fmt: skip
+    # One model, one step (one batch of 252 images, 28 held out for validation), one epoch.
+    return TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, members=1,
+                       model_base_path=base, verbose=0)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +39,7 @@ def sample_model_base(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("sample_model") / "mnist"
     # Without the drawn forms: they would double this fixture's training time, and the tests that
     # use it check the app, not how far the model reaches.
-    run(TrainConfig(data="sample", batch_size=64, epochs=5, continental_forms=0, lowres_forms=0,
-                    uji_forms=0, optdigits_forms=0, model_base_path=base, verbose=0))  # fmt: skip
+    run(TrainConfig(data="sample", batch_size=64, epochs=5, members=1, continental_forms=0,
+                    lowres_forms=0, uji_forms=0, optdigits_forms=0, model_base_path=base,
+                    verbose=0))  # fmt: skip
     return base

@@ -113,7 +113,7 @@ def test_metrics_json(tiny_version):
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["dataset"]["test"] == 1000
     # The default training set: the sample plus the forms, named as such.
-    forms = "600 continental+3000 lowres+2400 uji+3823 optdigits"
+    forms = "600 continental+3000 lowres+4800 uji+3823 optdigits"
     assert metrics["dataset"]["source"] == f"sample+{forms}"
     assert metrics["dataset"]["train"] == 252 and metrics["dataset"]["validation"] == 28
     assert metrics["arch"] == "canvas"
