@@ -184,7 +184,7 @@ def run(config: TrainConfig) -> Path:
         if not member:
             print(
                 f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
-                f"{len(dataset.y_test)} test; arch {config.arch}, "
+                f"{len(dataset.y_test)} test; arch {arch}, "
                 + (f"{count} models of " if count > 1 else "")
                 + f"{epochs} epochs of {steps_per_epoch} steps, "
                 f"batch norm momentum {bn_momentum:.3f}",
