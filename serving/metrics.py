@@ -30,6 +30,8 @@ class Metrics:
         micros = seconds * 1e6
         with self._lock:
             self._counts[(model, status)] += 1
+            if status != "OK":
+                return  # http_server.cc: the latency of answered requests only
             histogram = self._latency.setdefault((model, api), [[0] * (len(_BUCKETS) + 1), 0.0])
             histogram[0][bisect.bisect_left(_BUCKETS, micros)] += 1
             histogram[1] += micros

@@ -116,7 +116,12 @@ class RestServer:
             respond(Response(HTTP_STATUS[code], output.encode()))
             if match:
                 seconds = time.perf_counter() - start
-                self.metrics.record(_decode(match.group(1)), match.group(4).lower(), code, seconds)
+                name = _decode(match.group(1))
+                # Only served models get a label of their own: every name a client makes up
+                # would otherwise grow the page without bound. The rest count as "".
+                if name not in self.manager.models:
+                    name = ""
+                self.metrics.record(name, match.group(4).lower(), code, seconds)
 
         try:
             result = route(self.manager, request.method, path, request.body)
@@ -240,14 +245,23 @@ def predict(
     manager: Manager, name: str, version: int | None, label: str | None, body: bytes
 ) -> ModelCall:
     numeric = json_tensor.numeric_body(body)  # the common request, read in one go
-    doc = None if numeric else json_tensor.parse_json(body)
+    too_deep = False
+    doc = None
+    if not numeric:
+        try:
+            doc = json_tensor.parse_json(body)
+        except json_tensor.TooDeep:
+            too_deep = True
     signature_name = json_tensor.signature_name(doc) if doc else ""
     servable = manager.acquire(name, version, label)
     try:
-        key = signature_name or "serving_default"
+        key = (_deep_signature_name(body) if too_deep else signature_name) or "serving_default"
         signature = servable.signatures.get(key)
         if signature is None:
             raise invalid(f'Serving signature name: "{key}" not found in signature def')
+        if too_deep:
+            # More dimensions than a tensor may have: TF Serving's Tensor::FromProto() fails.
+            raise invalid("tensor parsing error: ", min(signature.inputs))
         converted = json_tensor.numeric_inputs(numeric, signature.inputs) if numeric else None
         if converted is None:
             doc = doc or json_tensor.parse_json(body)
@@ -258,6 +272,15 @@ def predict(
         raise
     arrays, fmt = converted
     return ModelCall(servable, signature, arrays, functools.partial(json_tensor.make_json, fmt=fmt))
+
+
+_SIGNATURE_KEY = re.compile(rb'"signature_name"\s*:\s*"([^"\\]*)"')
+
+
+def _deep_signature_name(body: bytes) -> str:
+    """The signature a body too deep to parse names, read off its text."""
+    match = _SIGNATURE_KEY.search(body)
+    return match.group(1).decode("utf-8", errors="replace") if match else ""
 
 
 def classify_or_regress(

@@ -115,6 +115,7 @@ class VersionState:
     error_code: str = "OK"
     error_message: str = ""
     servable: Servable | None = None
+    folder: tuple | None = None  # a failed load: the identity of the folder that failed
 
 
 @dataclass
@@ -220,11 +221,17 @@ class Manager:
     def poll(self) -> None:
         """One poll of every model: find versions, then load and unload until settled."""
         for model in list(self.models.values()):
-            model.aspired = self._aspired_versions(model.config)
+            model.aspired = self._aspired_versions(model)
+            # Again after each action: a version that just failed gives its place to the next.
             while not self._stop.is_set() and self._next_action(model):
-                pass
+                model.aspired = self._aspired_versions(model)
 
-    def _aspired_versions(self, config: ModelConfig) -> dict[int, Path]:
+    def _aspired_versions(self, model: Model) -> dict[int, Path]:
+        """The versions the policy asks for. A version that failed to load is left out while its
+        folder is the one that failed, so it takes none of the latest-N places; a folder put in
+        its place (a new export of the same number, or the same one removed and put back) is
+        loaded again, as TF Serving forgets a version whose folder went away."""
+        config = model.config
         found = version_folders(config.base_path)
         if not found:
             log.warning(
@@ -232,6 +239,21 @@ class Manager:
                 config.name,
                 config.base_path,
             )
+        with self._lock:
+            for version, path in list(found.items()):
+                state = model.versions.get(version)
+                if state is None or state.folder is None:
+                    continue
+                if state.folder == folder_identity(path):
+                    del found[version]
+                else:
+                    log.info(
+                        "Version %d of %s is a new folder since it failed to load: loading it",
+                        version,
+                        config.name,
+                    )
+                    state.folder = None
+                    state.error_code, state.error_message = "OK", ""
         if config.policy == "all":
             versions = list(found)
         elif config.policy == "specific":
@@ -281,7 +303,9 @@ class Manager:
                         message,
                     )
                     with self._lock:
-                        model.versions[version] = VersionState("END", code, message)
+                        model.versions[version] = VersionState(
+                            "END", code, message, folder=folder_identity(path)
+                        )
                     return
                 attempt += 1
                 log.warning(
@@ -407,6 +431,16 @@ def version_folders(base_path: Path) -> dict[int, Path]:
             )
         found[version] = child
     return found
+
+
+def folder_identity(path: Path) -> tuple:
+    """What tells a version's folder from another one put in its place: the exporter renames a
+    new folder into place, which gives it a new inode; a copy also has a new change time."""
+    try:
+        info = path.stat()
+    except OSError:
+        return ()  # gone: whatever comes back in its place is new
+    return info.st_dev, info.st_ino, info.st_ctime_ns
 
 
 def _reloadable(state: VersionState) -> bool:

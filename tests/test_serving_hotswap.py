@@ -2,7 +2,8 @@
 
 One server process for the module (config file with --models_root, batching on, 0.2 s polls).
 The tests run in order: two new versions arrive and an old one is deleted while clients keep
-sending requests, then a corrupt version arrives, then the config file moves a label, then Ctrl-C.
+sending requests, then a corrupt version arrives, then the config file moves a label, then a good
+export replaces the corrupt one, then Ctrl-C.
 """
 
 import os
@@ -213,10 +214,19 @@ def test_labels_follow_the_config_file(server):
     assert label_version(server) == 3
 
 
+def test_a_good_export_in_place_of_the_failed_version_loads_on_the_next_poll(server):
+    # Version 4 failed above; someone removes the bad copy and exports 4 again, as the trainer
+    # does (it picks the highest number plus one).
+    shutil.rmtree(server.base / "4")
+    server.export(4)
+    wait_for(lambda: server.latest_version() == 4, what="the new version 4")
+    assert "Version 4 of mnist is a new folder since it failed to load" in server.log.read_text()
+
+
 def test_ctrl_c_stops_cleanly(server):
     server.process.send_signal(signal.SIGINT)
     assert server.process.wait(timeout=30) == 0
     log = server.log.read_text()
     assert "Traceback" not in log
     assert "Stopping the server." in log
-    assert os.path.exists(server.base / "3")
+    assert os.path.exists(server.base / "4")
