@@ -64,6 +64,11 @@ CHROMIUM_ARGS: list[str] = [
 # graph, beside serving_default's 28x28 digits: export/saved_model.py writes it, the client asks it.
 IMAGE_SIGNATURE_NAME: str = "predict_image"
 
+# Larger images are refused before decoding, which alone would take gigabytes of memory: a small
+# compressed file can hold a huge image. More than any phone camera's photo. The model's graph
+# (export/image_preprocessing.py) and the app's upload (client/preprocess.py) both refuse them.
+MAX_PIXELS: int = 50_000_000
+
 # What counts as ink: the client finds it to cut a drawing into digits, and the model's graph
 # (export/image_preprocessing.py) finds it again in each digit's crop, so both read these.
 # Ink is what stands out from the background by more than MIN_CONTRAST (0..255): paper grain,

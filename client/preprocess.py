@@ -6,12 +6,16 @@ is cut a number into its digits and leave stray dots out. That is done here: `di
 each digit's ink, cropped, for the `predict_image` signature.
 """
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # What counts as ink is shared with the model's graph, which must find the same ink in a crop.
 from settings import (
     INK_LEVEL,
+    MAX_PIXELS,
     MIN_CONTRAST,
     MIN_PHOTO_PIXELS,
     SMOOTH_GRID,
@@ -19,6 +23,11 @@ from settings import (
     UNEVEN_BORDER,
 )
 
+# Photos are shrunk to this first: digits need far fewer pixels. Under the model's own limit
+# (export/image_preprocessing.py MAX_SIDE), so that the model never shrinks a crop sent from here.
+MAX_UPLOAD_SIDE = 1000
+# What an upload may be: the formats the model's predict_image signature sizes before decoding.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 # A piece of ink this small next to the largest digit is a stray dot, not part of the number.
 STRAY_AREA, STRAY_SIZE = 0.08, 0.3
 # Pieces that overlap horizontally, or are closer than this (of the taller one's height), belong
@@ -27,6 +36,43 @@ STRAY_AREA, STRAY_SIZE = 0.08, 0.3
 SAME_DIGIT_GAP = 0.05
 # Background pixels around each digit's crop: the model reads the background from the border.
 CROP_MARGIN = 2
+
+
+class ImageError(ValueError):
+    """An image that is not read; the message is one line a person can act on."""
+
+
+def read_image(data: bytes, name: str = "the image") -> np.ndarray:
+    """An image file (PNG, JPEG, GIF, BMP, WebP) as a uint8 RGB or RGBA array, upright, shrunk to
+    at most MAX_UPLOAD_SIDE a side. An image of more than MAX_PIXELS is refused from its header,
+    before it is decoded (a small file can hold a huge image)."""
+    try:
+        image = _open_image(data)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ImageError(f"{name} is not an image that can be read (PNG or JPEG)") from e
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name} is too large: {width * height:,} pixels, at most {MAX_PIXELS:,}")
+    try:
+        image = ImageOps.exif_transpose(image)  # phone photos are often stored sideways
+        image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE))
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageError(f"{name} is not an image that can be read (PNG or JPEG)") from e
+
+
+def _open_image(data: bytes) -> Image.Image:
+    """The image with its header read and its pixels not yet decoded. PIL refuses to open one of
+    twice its own limit; opened again without that limit, its size can be told to the person."""
+    try:
+        return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def digit_crops(image: np.ndarray, split: bool = True) -> list[np.ndarray]:

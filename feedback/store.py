@@ -13,15 +13,18 @@ migrations take an advisory lock so that replicas starting together apply them o
 """
 
 import datetime
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 from feedback.tables import digits, drawings, metadata
+from settings import MAX_PIXELS
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SOURCES = ("canvas", "upload", "import")
@@ -173,10 +176,32 @@ def migrate(engine: Engine, where: str) -> None:
         command.upgrade(config, "head")
 
 
+def _check_png(png: bytes) -> None:
+    """The drawing must be a whole PNG of at most MAX_PIXELS: the store keeps what the app shows."""
+    if not png:
+        raise StoreError("the drawing's PNG is empty")
+    try:
+        image = Image.open(io.BytesIO(png), formats=["PNG"])
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise StoreError(
+                f"the drawing is too large: {width * height:,} pixels, at most {MAX_PIXELS:,}"
+            )
+        image.verify()  # every chunk there and its checksum right, without decoding the pixels
+    except Image.DecompressionBombError as e:
+        raise StoreError(f"the drawing is too large: more than {MAX_PIXELS:,} pixels") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise StoreError("the drawing is not a PNG image that can be read") from e
+
+
 def _to_uint8(image: np.ndarray) -> bytes:
     image = np.asarray(image)
     if image.shape != (28, 28):
         raise StoreError(f"a digit must be a 28x28 image, not {image.shape}")
+    if image.dtype.kind not in "biuf":
+        raise StoreError(f"a digit's pixels must be numbers, not {image.dtype}")
+    if image.dtype != np.uint8 and not np.isfinite(image).all():
+        raise StoreError("a digit's pixels must be finite numbers from 0 to 1")
     if image.dtype != np.uint8:
         image = np.clip(np.rint(np.asarray(image, np.float32) * 255), 0, 255).astype(np.uint8)
     return image.tobytes()
@@ -229,11 +254,23 @@ class Store:
         if len(digit_images) > MAX_DIGITS:
             raise StoreError(f"at most {MAX_DIGITS} digits a drawing, not {len(digit_images)}")
         label = check_label(label, len(digit_images))
-        if not png:
-            raise StoreError("the drawing's PNG is empty")
+        _check_png(png)
         images = [_to_uint8(d) for d in digit_images]
+        if prediction is not None and not (
+            isinstance(prediction, str) and len(prediction) <= MAX_DIGITS
+        ):
+            raise StoreError(f"the prediction must be a short text, not {prediction!r:.40}")
         if probabilities is not None:
-            probabilities = np.asarray(probabilities, np.float64).round(6).tolist()
+            probabilities = np.asarray(probabilities, np.float64)
+            if probabilities.shape not in ((10,), (len(images), 10)) or not (
+                np.isfinite(probabilities).all()
+                and (0 <= probabilities).all()
+                and (probabilities <= 1).all()
+            ):
+                raise StoreError("the probabilities must be 10 numbers from 0 to 1 a digit")
+            probabilities = probabilities.round(6).tolist()
+        if model_version is not None and (int(model_version) != model_version or model_version < 0):
+            raise StoreError(f"the model version must be a whole number, not {model_version!r}")
         row = {
             "created": datetime.datetime.now(datetime.UTC),
             "source": source,

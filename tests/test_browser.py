@@ -22,6 +22,7 @@ import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_client_api import free_port, start_server, start_until, stop_server
+from test_serving_hardening import png_of_size
 
 import settings
 
@@ -180,6 +181,10 @@ def test_uploaded_scan_is_recognised(page):
     )
     shown(page.get_by_text("notes.png is not an image that can be read"))
     assert page.get_by_text("Traceback").count() == 0
+    # A valid PNG of 30,000 x 30,000 (its header): refused by its size, before it is decoded.
+    huge = png_of_size(30_000, 30_000)
+    upload.set_input_files(files=[{"name": "page.png", "mimeType": "image/png", "buffer": huge}])
+    shown(page.get_by_text("page.png is too large: 900,000,000 pixels, at most 50,000,000"))
 
     # Back to drawing: a blank canvas, not the earlier drawing's answer; and it draws again.
     page.get_by_role("radio", name="Draw").click()

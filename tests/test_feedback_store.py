@@ -20,7 +20,7 @@ from feedback.tables import metadata
 from train.data import load_idx
 
 ROOT = Path(__file__).resolve().parents[1]
-PNG = b"\x89PNG\r\n\x1a\n not decoded by the store"
+PNG = cv2.imencode(".png", np.zeros((280, 280), np.uint8))[1].tobytes()  # a blank canvas
 
 
 @pytest.fixture(scope="module")

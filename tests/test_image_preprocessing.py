@@ -183,8 +183,16 @@ def test_no_ink_is_no_digit(in_graph, image):
 def test_the_header_gives_the_pixel_count_before_decoding():
     count = tf.function(graph.pixel_count, autograph=False)
     image = np.zeros((37, 53, 3), np.uint8)
-    for fmt in ("PNG", "GIF", "BMP", "JPEG"):
+    for fmt in ("PNG", "GIF", "BMP", "JPEG", "WEBP"):
         assert int(count(tf.constant(encoded(image, fmt)))) == 37 * 53, fmt
+    # WebP's three kinds: lossy (VP8), lossless (VP8L), extended (VP8X: lossy with alpha).
+    rgba = np.zeros((37, 53, 4), np.uint8)
+    for options in ({"lossless": True}, {"quality": 80}):
+        for pixels in (image, rgba):
+            data = encoded(pixels, "WEBP", **options)
+            assert int(count(tf.constant(data))) == 37 * 53, (options, data[12:16])
+    # JPEG XL: decoded by TensorFlow, not sized here, so refused (-1).
+    assert int(count(tf.constant(b"\xff\x0a" + b"\0" * 30))) == -1
     assert int(count(tf.constant(b"\x89PNG\r\n\x1a\n"))) == 0  # cut short: the decoder says so
     assert int(count(tf.constant(b"text"))) == 0
 
@@ -195,6 +203,27 @@ def test_a_huge_image_is_refused_before_it_is_decoded(in_graph):
     data = data[:16] + struct.pack(">II", 20_000, 20_000) + data[24:]
     with pytest.raises(tf.errors.InvalidArgumentError, match="more than 50,000,000 pixels"):
         in_graph(data)
+
+
+def huge_webp() -> bytes:
+    """A lossless WebP whose header says 16,383 x 16,383 (such a black page is 38 bytes)."""
+    data = bytearray(encoded(np.zeros((1, 1, 3), np.uint8), "WEBP", lossless=True))
+    assert data[12:16] == b"VP8L" and data[20] == 0x2F
+    side = 16383 - 1
+    bits = side | side << 14 | (data[24] >> 4) << 28  # 14 bits each, then alpha and version
+    data[21:25] = struct.pack("<I", bits)
+    return bytes(data)
+
+
+def test_a_huge_webp_is_refused_before_it_is_decoded(in_graph):
+    assert int(tf.function(graph.pixel_count, autograph=False)(huge_webp())) == 16383**2
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than 50,000,000 pixels"):
+        in_graph(huge_webp())
+
+
+def test_an_image_whose_size_cannot_be_read_first_is_refused(in_graph):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="size cannot be read"):
+        in_graph(b"\xff\x0a" + b"\0" * 30)
 
 
 def test_what_is_no_image_is_tensorflows_invalid_argument(in_graph):

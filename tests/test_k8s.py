@@ -768,11 +768,13 @@ def runbook_url(port_: int, password: str) -> str:
 
 
 def add_drawing(store, label: str) -> int:
+    import cv2
     import numpy as np
 
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
-    return store.add(b"\x89PNG drawing", [digit], label, "canvas", model_version=1)
+    png = cv2.imencode(".png", cv2.resize(digit, (280, 280)))[1].tobytes()
+    return store.add(png, [digit], label, "canvas", model_version=1)
 
 
 def test_the_store_opens_with_the_runbooks_url_and_replicas_share_it(feedback_db_server):

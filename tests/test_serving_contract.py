@@ -195,12 +195,13 @@ def test_predict_columnar_format_and_named_instances(server, images):
     assert named.json()["predictions"][0]["digit"] == int(expected["digit"][0])
 
 
-def test_predict_accepts_nan_and_infinity_literals(url):
+def test_predict_parses_nan_and_infinity_literals_and_the_model_refuses_them(url):
+    # rapidjson's kParseNanAndInfFlag: the literals parse; the exported model checks its input.
     image = [[[0.0]] * 28 for _ in range(28)]
     body = str({"instances": [image]}).replace("'", '"').replace("0.0", "NaN", 1)
     response = post(url, "/v1/models/mnist:predict", body)
-    assert response.status_code == 200
-    assert len(response.json()["predictions"][0]["probabilities"]) == 10
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("image pixels must be numbers from 0 to 1")
 
 
 EMPTY_IMAGE = [[[0.0]] * 28] * 28

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -29,7 +30,8 @@ def store(tmp_path_factory) -> str:
     store = open_store(db)
     for canvas, label in sklearn_digits(limit=DRAWINGS):
         found = split_digits(canvas)  # what predict_image gives the app for each digit
-        store.add(b"png", found, str(label), "canvas", prediction="1", model_version=1)
+        png = cv2.imencode(".png", canvas)[1].tobytes()
+        store.add(png, found, str(label), "canvas", prediction="1", model_version=1)
     store.close()
     return db
 
