@@ -397,7 +397,7 @@ def test_compose_serving_service():
         "REST_API_PORT": str(settings.REST_API_PORT),
     }
     assert sorted(serving["ports"]) == sorted(
-        f"{port}:{port}" for port in (settings.GRPC_PORT, settings.REST_API_PORT)
+        f"127.0.0.1:{port}:{port}" for port in (settings.GRPC_PORT, settings.REST_API_PORT)
     )
     models_dir = settings.MODEL_BASE_PATH.parent.relative_to(ROOT)
     assert f"./{models_dir}:/models:ro" in serving["volumes"]
@@ -412,7 +412,8 @@ def test_compose_client_service():
     # The client's default (outside Docker) is the same server port on localhost.
     assert urlparse(settings.DEFAULT_SERVING_URL).port == settings.REST_API_PORT
     assert client["environment"]["CLIENT_PORT"] == str(settings.CLIENT_PORT)
-    assert client["ports"] == [f"{settings.CLIENT_PORT}:{settings.CLIENT_PORT}"]
+    # Published on loopback only, by default: the app deletes corrections and asks no password.
+    assert client["ports"] == [f"127.0.0.1:{settings.CLIENT_PORT}:{settings.CLIENT_PORT}"]
     assert settings.CLIENT_PORT != settings.REST_API_PORT
     assert client["depends_on"] == {"serving": {"condition": "service_healthy"}}
 
