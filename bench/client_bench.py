@@ -134,7 +134,7 @@ def main() -> None:
                 sys.exit(f"no model version under {args.model_base_path}: train one first")
             port = free_port()
             server = start(
-                [sys.executable, "-m", "serving", "--rest_api_port", str(port)]
+                [sys.executable, "-m", "serving", "--rest_api_port", str(port), "--port", "0"]
                 + ["--model_name", settings.MODEL_NAME]
                 + ["--model_base_path", str(args.model_base_path)],
                 logs / "server.log",

@@ -139,6 +139,8 @@ def main() -> None:
             str(base),
             "--rest_api_port",
             str(port),
+            "--port",
+            "0",
             "--file_system_poll_wait_seconds",
             "0.5",
             "--max_num_load_retries",

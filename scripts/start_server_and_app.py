@@ -82,7 +82,11 @@ def main() -> None:
     # Ctrl-C (and a plain `kill`) end the wait below, even where SIGINT was inherited as ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    for port, what in [(settings.REST_API_PORT, "server"), (settings.CLIENT_PORT, "client")]:
+    for port, what in [
+        (settings.REST_API_PORT, "server's REST API"),
+        (settings.GRPC_PORT, "server's gRPC API"),
+        (settings.CLIENT_PORT, "client"),
+    ]:
         if port_in_use(port):
             sys.exit(f"Port {port} (the {what}'s) is already in use: stop what uses it and retry.")
     if not list_versions(settings.MODEL_BASE_PATH):
@@ -92,7 +96,8 @@ def main() -> None:
     # The same configuration files and flags as the TF Serving container.
     server = subprocess.Popen(
         [sys.executable, "-m", "serving", "--models_root", str(MODELS_ROOT),
-         "--rest_api_port", str(settings.REST_API_PORT), *container_flags()]
+         "--rest_api_port", str(settings.REST_API_PORT), "--port", str(settings.GRPC_PORT),
+         *container_flags()]
     )  # fmt: skip
     client = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(settings.ROOT / "client"),
@@ -106,6 +111,7 @@ def main() -> None:
         wait_until_serving(status_url, server)
         print(
             f"\n  Model server (TF Serving REST API): {status_url}\n"
+            f"  Model server (TF Serving gRPC API): localhost:{settings.GRPC_PORT}\n"
             f"  Draw a digit:                       http://localhost:{settings.CLIENT_PORT}\n"
             "  Ctrl-C stops both.\n",
             flush=True,

@@ -1,4 +1,4 @@
-"""`python -m serving`: the local TF-Serving-compatible REST server.
+"""`python -m serving`: the local TF-Serving-compatible server, REST and gRPC.
 
 Takes tensorflow_model_server's flags for what it supports, e.g.
 
@@ -34,6 +34,15 @@ def _bool(text: str) -> bool:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m serving", description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=settings.GRPC_PORT, help="gRPC port (0: none)")
+    p.add_argument(
+        "--grpc_host",
+        default="127.0.0.1",
+        help="ours: the address gRPC listens on, loopback unless asked (TF Serving: 0.0.0.0)",
+    )
+    p.add_argument("--grpc_socket_path", default="", help="also serve gRPC on this UNIX socket")
+    p.add_argument("--grpc_channel_arguments", default="", help="key=value,... for gRPC")
+    p.add_argument("--grpc_max_threads", type=int, default=0, help="0: 4 per CPU, as TF Serving")
     p.add_argument("--rest_api_port", type=int, default=settings.REST_API_PORT)
     p.add_argument(
         "--rest_api_host",
@@ -107,6 +116,45 @@ def watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> No
             )
 
 
+def start_grpc(args: argparse.Namespace, manager, metrics):
+    """The gRPC server on --port and --grpc_socket_path, or None with neither (--port 0)."""
+    from serving.config import models_from_proto
+    from serving.grpc_server import DEFAULT_MAX_THREADS, start_grpc_server
+
+    addresses = [f"{args.grpc_host}:{args.port}"] if args.port else []
+    if args.grpc_socket_path:
+        addresses.append(f"unix:{args.grpc_socket_path}")
+    if not addresses:
+        return None
+    server, _ = start_grpc_server(
+        addresses,
+        manager,
+        metrics,
+        lambda config: models_from_proto(config, args.models_root),
+        args.grpc_max_threads or DEFAULT_MAX_THREADS,
+        args.grpc_channel_arguments,
+    )
+    for address in addresses:
+        log.info("Running gRPC ModelServer at %s ...", address.removeprefix("unix:"))
+    return server
+
+
+def start_rest(args: argparse.Namespace, manager, metrics, prometheus: str | None):
+    from serving.rest import DEFAULT_NUM_THREADS, RestServer
+
+    try:
+        return RestServer(
+            (args.rest_api_host, args.rest_api_port),
+            manager,
+            metrics,
+            prometheus,
+            args.rest_api_max_body_bytes,
+            args.rest_api_num_threads or DEFAULT_NUM_THREADS,
+        )
+    except OSError as e:
+        raise OSError(f"cannot listen on {args.rest_api_host}:{args.rest_api_port}: {e}") from e
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
@@ -123,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from serving.config import read_batching_parameters, read_prometheus_path
     from serving.metrics import Metrics
-    from serving.rest import DEFAULT_NUM_THREADS, RestServer
     from serving.status import ServingError
     from serving.versions import Manager
 
@@ -148,19 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     stop = threading.Event()
+    metrics = Metrics()
     signal.signal(signal.SIGTERM, _interrupt)
-    server = None
+    server = grpc_server = None
     try:
-        manager.poll()  # the first versions load before the port opens, as in TF Serving
+        manager.poll()  # the first versions load before the ports open, as in TF Serving
         manager.start()
-        server = RestServer(
-            (args.rest_api_host, args.rest_api_port),
-            manager,
-            Metrics(),
-            prometheus,
-            args.rest_api_max_body_bytes,
-            args.rest_api_num_threads or DEFAULT_NUM_THREADS,
-        )
+        grpc_server = start_grpc(args, manager, metrics)
+        server = start_rest(args, manager, metrics, prometheus)
         if args.model_config_file is not None and args.model_config_file_poll_wait_seconds > 0:
             threading.Thread(target=watch_config, args=(args, manager, stop), daemon=True).start()
         host, port = server.server_address[:2]
@@ -169,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.info("Stopping the server.")
     except OSError as e:
-        log.error(
-            "Failed to start HTTP server on %s:%d: %s", args.rest_api_host, args.rest_api_port, e
-        )
+        log.error("Failed to start server: %s", e)
         return 1
     finally:
         # A second Ctrl-C (or the launcher's SIGTERM) while shutting down must not interrupt it.
@@ -180,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         if server is not None:
             server.server_close()
+        if grpc_server is not None:
+            grpc_server.stop(grace=1).wait()
         manager.stop()
     return 0
 

@@ -29,7 +29,9 @@ def read_text_proto(path: Path, message_class: type) -> Message:
     try:
         return text_format.Parse(Path(path).read_text(), message_class())
     except text_format.ParseError as e:
-        # TF Serving says "Invalid protobuf file: '<path>'" and logs the parser's detail apart.
+        # TF Serving says "Invalid protobuf file: '<path>'"; protobuf's parser logs the detail.
+        name = message_class.DESCRIPTOR.full_name
+        logging.getLogger("protobuf").error("Error parsing text-format %s: %s", name, e)
         raise ValueError(f"Invalid protobuf file: '{path}': {e}") from None
 
 
@@ -50,6 +52,12 @@ def read_model_config_file(path: Path, models_root: Path | None) -> list[ModelCo
     config = read_text_proto(path, model_server_config_pb2.ModelServerConfig)
     if config.WhichOneof("config") != "model_config_list":
         raise ValueError(f"{path} has no model_config_list (custom_model_config is not supported)")
+    return models_from_proto(config, models_root)
+
+
+def models_from_proto(config, models_root: Path | None) -> list[ModelConfig]:
+    """The models of a ModelServerConfig's model_config_list (a file's, or a reload request's);
+    ValueError with server_core.cc's message if one is invalid."""
     models, names = [], set()
     for entry in config.model_config_list.config:
         if entry.name in names:

@@ -1,8 +1,9 @@
 """Prometheus text metrics, named and shaped as TF Serving exports them.
 
 TF Serving's counters `/tensorflow/serving/request_count` (model_name, status) and the histogram
-`/tensorflow/serving/request_latency` (model_name, API, entrypoint; microseconds, buckets
-Exponential(10, 1.8, 33)) come out as `:tensorflow:serving:...` (util/prometheus_exporter.cc).
+`/tensorflow/serving/request_latency` (model_name, API, entrypoint: REST or GRPC; microseconds,
+buckets Exponential(10, 1.8, 33)) come out as `:tensorflow:serving:...`
+(util/prometheus_exporter.cc). Both APIs count into the same counters.
 """
 
 import bisect
@@ -26,13 +27,17 @@ class Metrics:
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
         self._latency: dict[tuple[str, str], list] = {}
 
-    def record(self, model: str, api: str, status: str, seconds: float) -> None:
+    def record(
+        self, model: str, api: str, status: str, seconds: float, entrypoint: str = "REST"
+    ) -> None:
         micros = seconds * 1e6
         with self._lock:
             self._counts[(model, status)] += 1
             if status != "OK":
                 return  # http_server.cc: the latency of answered requests only
-            histogram = self._latency.setdefault((model, api), [[0] * (len(_BUCKETS) + 1), 0.0])
+            histogram = self._latency.setdefault(
+                (model, api, entrypoint), [[0] * (len(_BUCKETS) + 1), 0.0]
+            )
             histogram[0][bisect.bisect_left(_BUCKETS, micros)] += 1
             histogram[1] += micros
 
@@ -45,8 +50,8 @@ class Metrics:
                     f'status="{status}"}} {count}'
                 )
             lines.append("# TYPE :tensorflow:serving:request_latency histogram")
-            for (model, api), (buckets, total) in sorted(self._latency.items()):
-                labels = f'model_name="{_label(model)}",API="{api}",entrypoint="REST"'
+            for (model, api, entrypoint), (buckets, total) in sorted(self._latency.items()):
+                labels = f'model_name="{_label(model)}",API="{api}",entrypoint="{entrypoint}"'
                 cumulative = 0
                 for i, count in enumerate(buckets):
                     cumulative += count

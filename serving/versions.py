@@ -499,17 +499,24 @@ def load_servable(
             "available tag-sets in the SavedModel, please use the SavedModel CLI: "
             "`saved_model_cli`",
         )
+    # tf.saved_model.load()'s own test: without an object graph it is a TF1 SavedModel, whose
+    # signatures are pruned graphs (load_v1_in_v2) rather than traced functions.
+    tf1 = not (len(saved_model.meta_graphs) == 1 and metagraphs[0].HasField("object_graph_def"))
     tf_log = tf.get_logger()
     level = tf_log.level
     # Loading a TF1 SavedModel warns, per signature and variable, about training APIs.
     tf_log.setLevel(logging.ERROR)
     try:
         loaded = tf.saved_model.load(str(path), tags=["serve"])
+    except ValueError:
+        if not tf1:
+            raise
+        # Pruning a signature out of a TF1 graph checks the shapes its SignatureDef declares,
+        # which some TF1 exports get wrong (TF Serving's own half_plus_three) and TF Serving's
+        # session never checks: such a version runs in a TF1 session, as TF Serving runs it.
+        loaded = session_signatures(path)
     finally:
         tf_log.setLevel(level)
-    # tf.saved_model.load()'s own test: without an object graph it is a TF1 SavedModel, whose
-    # signatures are pruned graphs (load_v1_in_v2) rather than traced functions.
-    tf1 = not (len(saved_model.meta_graphs) == 1 and metagraphs[0].HasField("object_graph_def"))
     signatures = {}
     for key, proto in metagraphs[0].signature_def.items():
         if key not in loaded.signatures:
@@ -531,6 +538,68 @@ def load_servable(
         for signature in signatures.values():
             signature.batcher = Batcher(signature.call, batching, f"{name}-{version}")
     return servable
+
+
+@dataclass
+class _SessionFunction:
+    """A TF1 signature run by Session.run(), called as a loaded signature is called."""
+
+    session: object
+    proto: object
+    _runs: dict = field(default_factory=dict)  # input names -> the session's callable
+
+    def __call__(self, **tensors) -> dict:
+        import tensorflow as tf
+        from tensorflow.core.protobuf import config_pb2
+
+        names = tuple(sorted(tensors))
+        run = self._runs.get(names)
+        if run is None:
+            # C++ Session::MakeCallable(), as TF Serving runs a TF1 graph: Session.run() would
+            # check each feed's shape against its placeholder's in Python; TF Serving does not.
+            options = config_pb2.CallableOptions(
+                feed=[self.proto.inputs[k].name for k in names],
+                fetch=[t.name for t in self.proto.outputs.values()],
+            )
+            run = self._runs[names] = self.session._make_callable_from_options(options)
+        values = run(*(tensors[k].numpy() for k in names))
+        return {k: tf.constant(v) for k, v in zip(self.proto.outputs, values, strict=True)}
+
+    @property
+    def structured_input_signature(self) -> tuple:
+        return (), {k: _proto_spec(t) for k, t in self.proto.inputs.items()}
+
+    @property
+    def structured_outputs(self) -> dict:
+        return {k: _proto_spec(t) for k, t in self.proto.outputs.items()}
+
+
+@dataclass
+class _SessionModel:
+    session: object
+    signatures: dict
+
+
+def session_signatures(path: Path) -> _SessionModel:
+    """A TF1 SavedModel loaded into a session, its signatures callable."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        metagraph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+    functions = {
+        key: _SessionFunction(session, proto)
+        for key, proto in metagraph.signature_def.items()
+        if proto.outputs
+    }
+    return _SessionModel(session, functions)
+
+
+def _proto_spec(info):
+    import tensorflow as tf
+
+    return tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.as_dtype(info.dtype))
 
 
 def graph_call(function) -> Callable | None:

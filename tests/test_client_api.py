@@ -34,7 +34,7 @@ def start_server(base: Path, tmp: Path, labels: dict[str, int] | None = None):
     With labels it is started from a models.config, as the deployment does.
     """
     port = free_port()
-    args = [sys.executable, "-m", "serving", "--rest_api_port", str(port)]
+    args = [sys.executable, "-m", "serving", "--rest_api_port", str(port), "--port", "0"]
     args += ["--file_system_poll_wait_seconds", "0.5"]
     if labels:
         entries = "".join(

@@ -462,7 +462,7 @@ def cluster_config_server(tiny_model_base, tmp_path_factory):
     flags = " ".join(line.split("#")[0] for line in text.splitlines()).split()
     rest_port = free_port()
     command = [sys.executable, "-m", "serving", "--models_root", str(root),
-               "--rest_api_port", str(rest_port),
+               "--rest_api_port", str(rest_port), "--port", "0",
                *(f.replace(CONFIG_DIR, str(CONFIG_COPIES)) for f in flags)]  # fmt: skip
     log = root.parent / "server.log"
     with open(log, "w") as stderr:

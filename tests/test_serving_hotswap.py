@@ -1,9 +1,9 @@
 """Versions under load: `python -m serving` run for real, its model folder changed while it serves.
 
 One server process for the module (config file with --models_root, batching on, 0.2 s polls).
-The tests run in order: two new versions arrive and an old one is deleted while clients keep
-sending requests, then a corrupt version arrives, then the config file moves a label, then a good
-export replaces the corrupt one, then Ctrl-C.
+The tests run in order: two new versions arrive and an old one is deleted while REST and gRPC
+clients keep sending requests, then a corrupt version arrives, then the config file moves a
+label, then a good export replaces the corrupt one, then Ctrl-C.
 """
 
 import os
@@ -17,8 +17,12 @@ import threading
 import time
 from datetime import datetime
 
+import grpc
+import numpy as np
 import pytest
 import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 POLL = 0.2  # seconds, for both the model folder and the config file
 SLACK = 2.0  # seconds: our own status polling and a loaded 2-core machine's scheduling
@@ -56,9 +60,10 @@ def wait_for(condition, timeout: float = 90, what: str = "condition"):
 
 
 class Server:
-    def __init__(self, root, config, log, process, port):
+    def __init__(self, root, config, log, process, port, grpc_port):
         self.root, self.config, self.log, self.process = root, config, log, process
         self.url = f"http://127.0.0.1:{port}"
+        self.grpc_address = f"127.0.0.1:{grpc_port}"
         self.base = root / "mnist"
 
     def get(self, path: str):
@@ -102,10 +107,10 @@ def server(tiny_model_base, tmp_path_factory):
     batching = root.parent / "batching.config"
     batching.write_text(BATCHING)
     log = root.parent / "server.log"
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     command = [
         sys.executable, "-m", "serving", "--model_config_file", str(config),
-        "--models_root", str(root), "--rest_api_port", str(port),
+        "--models_root", str(root), "--rest_api_port", str(port), "--port", str(grpc_port),
         "--file_system_poll_wait_seconds", str(POLL),
         "--model_config_file_poll_wait_seconds", str(POLL),
         "--enable_batching", "--batching_parameters_file", str(batching),
@@ -113,7 +118,7 @@ def server(tiny_model_base, tmp_path_factory):
     ]  # fmt: skip
     with open(log, "w") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-    server = Server(root, config, log, process, port)
+    server = Server(root, config, log, process, port, grpc_port)
     try:
         wait_for(lambda: b'"AVAILABLE"' in server.get("/v1/models/mnist").content, 180, "start")
         yield server
@@ -125,7 +130,7 @@ def server(tiny_model_base, tmp_path_factory):
 
 def test_new_versions_replace_the_old_under_load_without_a_failed_request(server):
     body = {"instances": [[[[0.5]] * 28] * 28]}
-    stop, answers, problems = threading.Event(), [], []
+    stop, answers, grpc_versions, problems = threading.Event(), [], [], []
 
     def client():
         with requests.Session() as session:  # keep-alive, as real clients
@@ -140,7 +145,24 @@ def test_new_versions_replace_the_old_under_load_without_a_failed_request(server
                 except requests.RequestException as e:
                     problems.append(repr(e))
 
-    clients = [threading.Thread(target=client) for _ in range(4)]
+    def grpc_client():
+        """The same request over gRPC: the swap is the same event for both APIs."""
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "mnist"
+        request.inputs["image"].CopyFrom(
+            tf.make_tensor_proto(np.full((1, 28, 28, 1), 0.5, np.float32))
+        )
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            while not stop.is_set():
+                try:
+                    response = stub.Predict(request, 30)
+                    grpc_versions.append(response.model_spec.version.value)
+                except grpc.RpcError as e:
+                    problems.append(f"gRPC {e.code()}: {e.details()}")
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    clients += [threading.Thread(target=grpc_client) for _ in range(2)]
     for thread in clients:
         thread.start()
     try:
@@ -157,6 +179,7 @@ def test_new_versions_replace_the_old_under_load_without_a_failed_request(server
         for thread in clients:
             thread.join(timeout=60)
     assert answers and not problems, problems[:3]
+    assert grpc_versions[0] == 1 and grpc_versions[-1] == 3  # the reply names who answered
     states = {
         e["version"]: e["state"]
         for e in server.get("/v1/models/mnist").json()["model_version_status"]

@@ -40,7 +40,7 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("tfserving") / "server.log"
     command = [
         sys.executable, "-m", "serving", "--model_name", "default",
-        "--model_base_path", str(MODEL_PATH), "--rest_api_port", str(port),
+        "--model_base_path", str(MODEL_PATH), "--rest_api_port", str(port), "--port", "0",
         "--monitoring_config_file", str(DATA / "monitoring_config.txt"),
     ]  # fmt: skip
     with open(log, "w") as stderr:

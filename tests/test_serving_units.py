@@ -475,7 +475,7 @@ def test_a_misspelt_or_mistyped_config_field_stops_the_server_from_starting(
     argv = ["--model_base_path", str(tmp_path), "--enable_batching", flag, str(config)]
     with caplog.at_level("ERROR", logger="serving"):
         assert main(argv) == 1
-    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "serving"]
     assert record.getMessage().startswith(
         f"Failed to start server. Error: Invalid protobuf file: '{config}': 1:"
     )
