@@ -1,6 +1,6 @@
-"""The local server's overhead and throughput over loopback (prints figures; not a test).
+"""The local server's overhead and throughput over loopback, REST and gRPC (prints figures).
 
-    python bench/serving_bench.py [--model_base_path models/mnist] [--seconds 5]
+    python -m bench.serving_bench [--model_base_path models/mnist] [--seconds 5]
 
 1. The model's serving signature called in-process with one image (p50, p99), alternating with
 2. the same image sent to `python -m serving` over a keep-alive connection (p50, p99), so both
@@ -25,7 +25,13 @@
    model alone at batch 32, and the ratio taken round by round. A shared machine's speed can swing
    within minutes; measured minutes apart, as in 3. and 4., the two rates can come from different
    speeds.
-6. CPU time: the server's per request with 32 clients and batching on (from /proc: the whole
+6. gRPC beside REST, in the same run: one request at a time alternating with the in-process
+   signature call (p50 ratio, target <= 1.2x), and 32 clients with batching on against the model
+   alone at batch 32 (target >= 85%; REST's, target >= 75%). The 32 clients are gRPC's own Python
+   client (futures on one channel) and, where Debian's nghttp2-client is installed, h2load, the
+   lean HTTP/2 client that stands to gRPC as the lean REST clients below stand to HTTP; with
+   the server's CPU per gRPC request, which bounds what any client can get.
+7. CPU time: the server's per request with 32 clients and batching on (from /proc: the whole
    process, and its event loop thread, which does the HTTP and JSON), the clients' per request,
    and the model's per image at batch 32 in-process; from them, how many cores 5x the sequential
    rate would take at the server's cost as measured, and at the least (every batch full).
@@ -75,8 +81,9 @@ def quick_model(tmp: Path) -> Path:
     from train.run import TrainConfig, run
 
     base = tmp / "mnist"
-    run(TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, members=1,
-                    model_base_path=base, verbose=0))  # fmt: skip
+    # The default's architecture and number of models, so that it serves at the default's speed.
+    run(TrainConfig(data="sample", limit=280, batch_size=256, epochs=1, model_base_path=base,
+                    verbose=0))  # fmt: skip
     return base
 
 
@@ -104,15 +111,148 @@ def load_calls(version: Path):
     return call, call if graph is None else direct
 
 
+def grpc_request(image: np.ndarray):
+    """The same image as a gRPC PredictRequest, its tensor as raw bytes (tensor_content), as
+    tf.make_tensor_proto() and TF Serving's example client write it."""
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = settings.MODEL_NAME
+    tensor = request.inputs["image"]
+    tensor.dtype = 1  # DT_FLOAT
+    for size in image.shape:
+        tensor.tensor_shape.dim.add().size = size
+    tensor.tensor_content = image.astype(np.float32).tobytes()
+    return request
+
+
+def grpc_stub(port: int):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    return channel, prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def grpc_sequential(port: int, request, call, images, n: int) -> tuple[list, list]:
+    """Times of the in-process call and of the gRPC request, taken in turn (as sequential())."""
+    channel, stub = grpc_stub(port)
+    local, remote = [], []
+    for i in range(n + 20):
+        start = time.perf_counter()
+        call(images)
+        middle = time.perf_counter()
+        stub.Predict(request, 30)
+        end = time.perf_counter()
+        if i >= 20:
+            local.append(middle - start)
+            remote.append(end - middle)
+    channel.close()
+    return local, remote
+
+
+def grpc_throughput(port: int, request, clients: int, seconds: float) -> float:
+    """Requests per second with `clients` requests always in flight on one channel (gRPC's
+    futures: the next request leaves from the callback of the last one's answer)."""
+    import threading
+
+    import grpc
+
+    channel, stub = grpc_stub(port)
+    stub.Predict(request, 30)
+    lock, stop, counted, failures = threading.Lock(), threading.Event(), [0], []
+    finished = threading.Semaphore(0)
+    measure_from = time.perf_counter() + 1.0  # 1 s to ramp up
+
+    def send() -> None:
+        if stop.is_set():
+            finished.release()
+            return
+        stub.Predict.future(request, 30).add_done_callback(answered)
+
+    def answered(future) -> None:
+        if future.code() != grpc.StatusCode.OK:
+            failures.append(future.code())
+        elif time.perf_counter() >= measure_from:
+            with lock:
+                counted[0] += 1
+        send()
+
+    for _ in range(clients):
+        send()
+    time.sleep(max(0.0, measure_from - time.perf_counter()))
+    with lock:
+        counted[0] = 0
+    start = time.perf_counter()
+    time.sleep(seconds)
+    with lock:
+        served, elapsed = counted[0], time.perf_counter() - start
+    stop.set()
+    for _ in range(clients):
+        finished.acquire(timeout=30)
+    channel.close()
+    if failures:
+        print(f"  ({len(failures)} failed gRPC requests: {sorted(set(map(str, failures)))})")
+    return served / elapsed
+
+
+def h2load_throughput(port: int, request, clients: int, seconds: float) -> float | None:
+    """The same load from h2load (Debian's nghttp2-client), the lean HTTP/2 client that stands
+    to gRPC as wrk stands to HTTP: the prepared request on `clients` streams of one connection.
+    None without h2load. It counts HTTP statuses, not gRPC's: the request is checked first."""
+    import shutil
+    import struct
+
+    if shutil.which("h2load") is None:
+        return None
+    channel, stub = grpc_stub(port)
+    stub.Predict(request, 30)  # an error here stops the bench; h2load would count it as served
+    channel.close()
+    message = request.SerializeToString()
+    with tempfile.NamedTemporaryFile(suffix=".bin") as body:
+        body.write(b"\0" + struct.pack(">I", len(message)) + message)  # gRPC's length prefix
+        body.flush()
+        out = subprocess.run(
+            [
+                "h2load",
+                "-D",
+                str(seconds),
+                "--warm-up-time",
+                "1",
+                "-c",
+                "1",
+                "-m",
+                str(clients),
+                "-d",
+                body.name,
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                f"http://127.0.0.1:{port}/tensorflow.serving.PredictionService/Predict",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    failed = int(out.split(" succeeded, ")[1].split(" failed")[0])
+    if failed:
+        print(f"  ({failed} failed h2load requests)")
+    return float(out.split("finished in ")[1].split(", ")[1].split(" req/s")[0])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_server(base: Path, port: int, batching_file: Path | None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "serving", "--model_name", settings.MODEL_NAME,
-               "--model_base_path", str(base), "--rest_api_port", str(port)]  # fmt: skip
+def start_server(
+    base: Path, port: int, grpc_port: int, batching_file: Path | None
+) -> subprocess.Popen:
+    command = [sys.executable, "-m", "serving", "--model_name", settings.MODEL_NAME]
+    command += ["--model_base_path", str(base), "--rest_api_port", str(port)]
+    command += ["--port", str(grpc_port)]
     if batching_file is not None:
         command += ["--enable_batching", "--batching_parameters_file", str(batching_file)]
     server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
@@ -323,11 +463,13 @@ def main() -> None:
     image = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
     body = json.dumps({"instances": image.tolist()}).encode()
 
+    grpc_req = grpc_request(image)
     call, graph = load_calls(version)
     results, server_cpu = {}, {}
     for batching in (False, True):
-        port = free_port()
-        server = start_server(base, port, args.batching_parameters_file if batching else None)
+        port, grpc_port = free_port(), free_port()
+        batching_file = args.batching_parameters_file if batching else None
+        server = start_server(base, port, grpc_port, batching_file)
         request = predict_request(port, body)
         try:
             label = "batching on " if batching else "batching off"
@@ -347,11 +489,31 @@ def main() -> None:
                     f"HTTP sequential, 1 image/request:   p50 {seq[0]:.2f} ms  p99 {seq[1]:.2f} ms"
                     f"  ({alternated_rate:.0f} req/s, alternating)"
                 )
+                grpc_local_times, grpc_times = grpc_sequential(
+                    grpc_port, grpc_req, call, image, args.requests
+                )
+                grpc_local, grpc_seq = percentiles(grpc_local_times), percentiles(grpc_times)
+                print(
+                    f"gRPC sequential, 1 image/request:   p50 {grpc_seq[0]:.2f} ms"
+                    f"  p99 {grpc_seq[1]:.2f} ms  (alternating with the signature call: "
+                    f"p50 {grpc_local[0]:.2f} ms)"
+                )
             for clients in (1, 8, 32):
                 pid = server.pid if batching and clients == 32 else None
                 rate = throughput(port, request, clients, args.seconds, pid, server_cpu)
                 results[(batching, clients)] = rate
                 print(f"{label}, {clients:2d} clients: {rate:7.1f} req/s")
+            if batching:
+                cpu_start = cpu_seconds(server.pid)[0]
+                start = time.perf_counter()
+                grpc_rate = grpc_throughput(grpc_port, grpc_req, 32, args.seconds)
+                grpc_cpu = (cpu_seconds(server.pid)[0] - cpu_start) / (
+                    grpc_rate * (time.perf_counter() - start)
+                )
+                print(f"{label}, 32 gRPC clients: {grpc_rate:7.1f} req/s (Python's gRPC client)")
+                h2load_rate = h2load_throughput(grpc_port, grpc_req, 32, args.seconds)
+                if h2load_rate is not None:
+                    print(f"{label}, 32 gRPC streams: {h2load_rate:7.1f} req/s (h2load)")
             if not batching:
                 paired = paired_ceiling(port, request, graph)
         finally:
@@ -387,6 +549,27 @@ def main() -> None:
     # No server outruns its model: with 32 clients it serves at best the model's own batch-32
     # rate, whatever its HTTP and JSON cost. Below 5x the sequential throughput, no server can
     # meet the target on this machine.
+    grpc_overhead = grpc_seq[0] / grpc_local[0]
+    print(
+        f"overhead: gRPC p50 / in-process p50 = {grpc_overhead:.2f}x (target <= 1.2x): "
+        + ("met" if grpc_overhead <= 1.2 else "NOT met")
+    )
+    best_grpc = max(grpc_rate, h2load_rate or 0.0)
+    for api, rate, target in (("gRPC", best_grpc, 0.85), ("REST", results[(True, 32)], 0.75)):
+        share = rate / rates[32]
+        print(
+            f"32 {api} clients, batching on / the model alone at batch 32 ({rates[32]:.0f} "
+            f"img/s) = {share:.0%} (target >= {target:.0%}): "
+            + ("met" if share >= target else "NOT met")
+        )
+    # A server that spends `grpc_cpu` a request (the model's work included) on this machine's
+    # cores serves at most this many requests a second, however its clients behave.
+    print(
+        f"  CPU: the server {grpc_cpu * 1e3:.2f} ms a gRPC request (with its share of the model, "
+        f"{model_cpu[32] * 1e3:.2f} ms at batch 32): {os.cpu_count()} cores serve at most "
+        f"{os.cpu_count() / grpc_cpu:.0f} req/s at that cost, "
+        f"{os.cpu_count() / grpc_cpu / rates[32]:.0%} of the ceiling"
+    )
     print(
         f"ceiling: 5x needs {5 * seq_rate:.0f} req/s; the model alone does {rates[32]:.0f} img/s "
         f"at batch 32, so a server reaches about {rates[32] / seq_rate:.2f}x at most "

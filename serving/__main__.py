@@ -119,14 +119,14 @@ def watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> No
 def start_grpc(args: argparse.Namespace, manager, metrics):
     """The gRPC server on --port and --grpc_socket_path, or None with neither (--port 0)."""
     from serving.config import models_from_proto
-    from serving.grpc_server import DEFAULT_MAX_THREADS, start_grpc_server
+    from serving.grpc_server import DEFAULT_MAX_THREADS, GrpcServer
 
     addresses = [f"{args.grpc_host}:{args.port}"] if args.port else []
     if args.grpc_socket_path:
         addresses.append(f"unix:{args.grpc_socket_path}")
     if not addresses:
         return None
-    server, _ = start_grpc_server(
+    server = GrpcServer(
         addresses,
         manager,
         metrics,
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.server_close()
         if grpc_server is not None:
-            grpc_server.stop(grace=1).wait()
+            grpc_server.stop(grace=1)
         manager.stop()
     return 0
 

@@ -12,11 +12,15 @@ The same loaded versions, batching queues and metrics serve both APIs, so a hot 
 event for a gRPC client as for a REST one.
 """
 
+import asyncio
+import functools
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -63,8 +67,20 @@ def acquire(manager: Manager, spec) -> Servable:
     return manager.acquire(spec.name, version, label)
 
 
-def predict(manager: Manager, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-    """RunPredict(): the inputs checked against the signature, the outputs asked for."""
+@dataclass
+class PredictCall:
+    """A Predict request checked and converted, its model call still to make (on the event loop,
+    a worker thread or the batcher); the servable is held until the caller releases it."""
+
+    servable: Servable
+    signature: Signature
+    arrays: dict[str, np.ndarray]
+    respond: Callable[[dict[str, np.ndarray]], predict_pb2.PredictResponse]
+
+
+def prepare_predict(manager: Manager, request: predict_pb2.PredictRequest) -> PredictCall:
+    """RunPredict() up to the model call: the inputs checked against the signature, the outputs
+    asked for."""
     servable = acquire(manager, request.model_spec)
     try:
         key = request.model_spec.signature_name or DEFAULT_SIGNATURE
@@ -74,14 +90,18 @@ def predict(manager: Manager, request: predict_pb2.PredictRequest) -> predict_pb
             raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{key}" not found.')
         arrays = _inputs(proto, signature, request)
         aliases = _output_aliases(proto, request.output_filter)
-        outputs = _run(signature, arrays)
-    finally:
+    except BaseException:
         manager.release(servable)
-    response = predict_pb2.PredictResponse()
-    _model_spec(response.model_spec, request.model_spec.name, key, servable.version)
-    for alias in aliases:
-        response.outputs[alias].CopyFrom(tensor_proto.to_proto(outputs[alias]))
-    return response
+        raise
+
+    def respond(outputs: dict[str, np.ndarray]) -> predict_pb2.PredictResponse:
+        response = predict_pb2.PredictResponse()
+        _model_spec(response.model_spec, request.model_spec.name, key, servable.version)
+        for alias in aliases:
+            response.outputs[alias].CopyFrom(tensor_proto.to_proto(outputs[alias]))
+        return response
+
+    return PredictCall(servable, signature, arrays, respond)
 
 
 def _inputs(proto, signature: Signature, request) -> dict[str, np.ndarray]:
@@ -128,13 +148,6 @@ def _output_aliases(proto, output_filter) -> list[str]:
             raise invalid(f"duplicate output tensor alias: {alias}")
         aliases.append(alias)
     return aliases or sorted(proto.outputs)
-
-
-def _run(signature: Signature, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The model call, through the version's batching queue where the inputs can join a batch."""
-    if signature.batcher is not None and can_batch(arrays, signature.inputs):
-        return signature.batcher.run(arrays)
-    return signature.call(arrays)
 
 
 def classify(manager: Manager, request) -> classification_pb2.ClassificationResponse:
@@ -381,20 +394,29 @@ def _tf_type(dtype: np.dtype) -> str:
 
 
 class _Service:
-    def __init__(self, manager: Manager, metrics: Metrics):
+    """What both services share: the manager, the metrics, and how an RPC is answered. Each RPC
+    runs on the server's event loop; what may wait (a model call among others, a reload) runs on
+    a worker thread, or in the batching queue, so that the loop keeps reading requests."""
+
+    def __init__(self, manager: Manager, metrics: Metrics, pool: futures.ThreadPoolExecutor):
         self.manager = manager
         self.metrics = metrics
+        self.pool = pool
+        self.active = 0  # RPCs being answered
 
-    def _answer(self, work: Callable, request, context, api: str | None = None):
+    async def _answer(self, work: Callable, request, context, api: str | None = None):
         """One RPC: its reply, or TF Serving's status; counted as TF Serving counts it."""
         start = time.perf_counter()
+        self.active += 1
         try:
-            response, code, message = work(self.manager, request), "OK", ""
+            response, code, message = await work(request), "OK", ""
         except ServingError as e:
             response, code, message = None, e.code, e.message
         except Exception as e:  # a bug of ours: logged, never shown
             log.error("Internal error serving gRPC %s", api or work.__name__, exc_info=e)
             response, code, message = None, "INTERNAL", "Internal error"
+        finally:
+            self.active -= 1
         if api is not None:
             name = request.model_spec.name
             self.metrics.record(
@@ -407,40 +429,82 @@ class _Service:
         if code != "OK":
             if len(message) > ERROR_MESSAGE_LIMIT:
                 message = message[:ERROR_MESSAGE_LIMIT] + "...TRUNCATED"
-            context.abort(grpc.StatusCode[code], message)
+            await context.abort(grpc.StatusCode[code], message)
         return response
+
+    async def _on_worker(self, function: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
 
 class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceServicer):
-    def Predict(self, request, context):
-        return self._answer(predict, request, context, "Predict")
+    async def Predict(self, request, context):
+        return await self._answer(self._predict, request, context, "Predict")
 
-    def Classify(self, request, context):
-        return self._answer(classify, request, context, "Classify")
+    async def _predict(self, request) -> predict_pb2.PredictResponse:
+        call = prepare_predict(self.manager, request)
+        try:
+            outputs = await self._model(call.signature, call.arrays)
+        finally:
+            self.manager.release(call.servable)
+        return call.respond(outputs)
 
-    def Regress(self, request, context):
-        return self._answer(regress, request, context, "Regress")
+    async def _model(self, signature: Signature, arrays: dict) -> dict:
+        """The model call: through the version's batching queue where the inputs can join a
+        batch; a lone request on the loop itself (handing it to a thread and back costs two
+        thread wake-ups); among others, on a worker thread."""
+        if signature.batcher is not None and can_batch(arrays, signature.inputs):
+            loop = asyncio.get_running_loop()
+            answer = loop.create_future()
 
-    def MultiInference(self, request, context):
-        return self._answer(multi_inference, request, context)
+            def done(outputs: dict | None, error: Exception | None) -> None:
+                loop.call_soon_threadsafe(_settle, answer, outputs, error)
 
-    def GetModelMetadata(self, request, context):
-        return self._answer(model_metadata, request, context)
+            signature.batcher.submit(arrays, done)
+            return await answer
+        if self.active == 1:
+            return signature.call(arrays)
+        return await self._on_worker(signature.call, arrays)
+
+    async def Classify(self, request, context):
+        work = functools.partial(self._on_worker, classify, self.manager)
+        return await self._answer(work, request, context, "Classify")
+
+    async def Regress(self, request, context):
+        work = functools.partial(self._on_worker, regress, self.manager)
+        return await self._answer(work, request, context, "Regress")
+
+    async def MultiInference(self, request, context):
+        work = functools.partial(self._on_worker, multi_inference, self.manager)
+        return await self._answer(work, request, context)
+
+    async def GetModelMetadata(self, request, context):
+        work = functools.partial(self._on_worker, model_metadata, self.manager)
+        return await self._answer(work, request, context)
+
+
+def _settle(answer: asyncio.Future, outputs: dict | None, error: Exception | None) -> None:
+    if answer.cancelled():
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(outputs)
 
 
 class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, manager: Manager, metrics: Metrics, read_models: Callable):
-        super().__init__(manager, metrics)
+    def __init__(self, manager: Manager, metrics: Metrics, pool, read_models: Callable):
+        super().__init__(manager, metrics, pool)
         self.read_models = read_models
 
-    def GetModelStatus(self, request, context):
-        return self._answer(model_status, request, context)
+    async def GetModelStatus(self, request, context):
+        work = functools.partial(self._on_worker, model_status, self.manager)
+        return await self._answer(work, request, context)
 
-    def HandleReloadConfigRequest(self, request, context):
-        def reload(manager: Manager, request):
-            return reload_config(manager, self.read_models, request, context.time_remaining())
-
-        return self._answer(reload, request, context)
+    async def HandleReloadConfigRequest(self, request, context):
+        timeout = context.time_remaining()
+        reload = functools.partial(reload_config, self.manager, self.read_models)
+        work = functools.partial(self._on_worker, lambda r: reload(r, timeout))
+        return await self._answer(work, request, context)
 
 
 def channel_arguments(text: str) -> list[tuple[str, int | str]]:
@@ -455,35 +519,67 @@ def channel_arguments(text: str) -> list[tuple[str, int | str]]:
     return arguments
 
 
-def start_grpc_server(
-    addresses: list[str],
-    manager: Manager,
-    metrics: Metrics,
-    read_models: Callable,
-    max_threads: int = DEFAULT_MAX_THREADS,
-    extra_arguments: str = "",
-) -> tuple[grpc.Server, list[int]]:
-    """Both services on `addresses` (host:port, or unix:path); returns the server and the ports
-    bound (0 for a socket path). OSError if an address cannot be bound."""
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),  # a second server on a busy port fails, as TF Serving's does
-        *channel_arguments(extra_arguments),
-    ]
-    pool = futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc")
-    server = grpc.server(pool, options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(manager, metrics), server
-    )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        ModelService(manager, metrics, read_models), server
-    )
-    ports = []
-    for address in addresses:
+class GrpcServer:
+    """Both services on `addresses` (host:port, or unix:path), served by grpc.aio on an event
+    loop thread of their own; `ports` are the ports bound (0 for a socket path). OSError if an
+    address cannot be bound."""
+
+    def __init__(
+        self,
+        addresses: list[str],
+        manager: Manager,
+        metrics: Metrics,
+        read_models: Callable,
+        max_threads: int = DEFAULT_MAX_THREADS,
+        extra_arguments: str = "",
+    ):
+        self.pool = futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc")
+        self.loop = asyncio.new_event_loop()
+        services = (
+            PredictionService(manager, metrics, self.pool),
+            ModelService(manager, metrics, self.pool, read_models),
+        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),  # a second server on a busy port fails, as TF Serving's
+            *channel_arguments(extra_arguments),
+        ]
+        started: futures.Future = futures.Future()
+        self.thread = threading.Thread(
+            target=self._serve, args=(addresses, services, options, started), name="grpc-loop"
+        )
+        self.thread.daemon = True
+        self.thread.start()
+        self.ports = started.result()
+
+    def _serve(self, addresses, services, options, started: futures.Future) -> None:
+        asyncio.set_event_loop(self.loop)
         try:
-            ports.append(server.add_insecure_port(address))
-        except RuntimeError as e:
-            raise OSError(f"cannot listen on {address}: {e}") from None
-    server.start()
-    return server, ports
+            self.server = self.loop.run_until_complete(self._start(addresses, services, options))
+        except BaseException as e:
+            started.set_exception(e)
+            return
+        started.set_result(self.ports)
+        self.loop.run_forever()
+
+    async def _start(self, addresses, services, options):
+        server = grpc.aio.server(options=options)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(services[0], server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(services[1], server)
+        self.ports = []
+        for address in addresses:
+            try:
+                self.ports.append(server.add_insecure_port(address))
+            except RuntimeError as e:
+                raise OSError(f"cannot listen on {address}: {e}") from None
+        await server.start()
+        return server
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Finishes the RPCs in flight (for up to `grace` seconds), then stops."""
+        stopping = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop)
+        stopping.result(timeout=grace + 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.pool.shutdown(wait=False, cancel_futures=True)
