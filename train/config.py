@@ -52,11 +52,6 @@ class TrainConfig:
     )  # fmt: skip
     batch_size: int = option(128, "images per training step", type=int, low=1)
     learning_rate: float = option(1e-3, "peak learning rate (Adam)", type=float)
-    # cosine suits short runs; plateau is the reference recipe.
-    lr_schedule: str = option(
-        "cosine", "cosine decay over the run, or halve on a validation-loss plateau",
-        choices=("cosine", "plateau"),
-    )  # fmt: skip
     val_fraction: float = option(
         0.1, "share of the training images held out for validation", type=float
     )
@@ -69,25 +64,13 @@ class TrainConfig:
     # These, --uji-forms and --optdigits-forms all 0 is the reference recipe.
     continental_forms: int = option(
         600,
-        "add N drawn continental forms (--continental-digits) to the training set",
+        "add N drawn continental forms (flagged 1s, crossed 7s) to the training set",
         type=int,
         metavar="N",
     )
-    continental_digits: str = option(
-        "17", "which continental forms, in turn: 1 (flag and foot), 7 (crossbar), 4 (open "
-        "top), 9 (straight stem)", metavar="DIGITS",
-    )  # fmt: skip
     lowres_forms: int = option(
         3000, "add N training digits seen through an 8x8 grid (fat, blocky strokes)",
         type=int, metavar="N",
-    )  # fmt: skip
-    lowres_source: str = option(
-        "mnist", "draw the 8x8-grid digits from MNIST's, or from all (with the drawn forms)",
-        choices=("mnist", "all"),
-    )  # fmt: skip
-    lowres_grey: float = option(
-        0.0, "share of the 8x8-grid digits kept in grey levels (blurry small scans), not cut "
-        "into ink", type=float, low=0.0,
     )  # fmt: skip
     # Real pen strokes of the UJI training writers (train/uji.py; the dev writers never), each
     # digit drawn many times with a random pen, size, slant and position, and bent: twenty drawings
@@ -107,21 +90,6 @@ class TrainConfig:
     optdigits_forms: int = option(
         3823, "add N renderings of real 8x8 scans (data/optdigits, training writers)", type=int,
         metavar="N",
-    )  # fmt: skip
-    redrawn_forms: int = option(
-        0, "add N training digits redrawn from their skeletons with a round pen (canvas-like)",
-        type=int, metavar="N",
-    )  # fmt: skip
-    elastic: float = option(
-        0.0, "canvas arch: elastic distortion of up to this many pixels in training", type=float,
-        low=0.0,
-    )  # fmt: skip
-    bn_momentum: float | None = option(
-        None, "batch-norm momentum (default: chosen from the number of steps)", type=float
-    )
-    early_stopping_patience: int = option(
-        4, "--lr-schedule plateau only: stop after this many epochs without a better validation "
-        "loss", type=int, dest="early_stopping_patience", flag="--patience", metavar="EPOCHS",
     )  # fmt: skip
     model_base_path: Path = option(
         help="where versions are written", factory=lambda: settings.MODEL_BASE_PATH, type=Path
@@ -175,11 +143,6 @@ def from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Trai
         low, value = spec.metadata["cli"].get("low"), getattr(args, spec.name)
         if low is not None and value is not None and value < low:
             parser.error(f"{flag_of(spec.name)} must be at least {low}")
-    from train.canvas_forms import FORMS
-
-    digits = args.continental_digits
-    if not digits or not set(digits) <= {str(d) for d in FORMS}:
-        parser.error(f"{flag_of('continental_digits')} takes digits of {''.join(map(str, FORMS))}")
     if not 0 <= args.val_fraction < 1:
         parser.error(f"{flag_of('val_fraction')} must be in [0, 1)")
     if not 0 < args.feedback_share < 1:

@@ -72,9 +72,8 @@ def train_member(
     """One model trained on the training split: (model, the history of its epochs)."""
     import keras
 
-    model = build(config.arch, bn_momentum=bn_momentum, seed=seed, elastic=config.elastic)
+    model = build(config.arch, bn_momentum=bn_momentum, seed=seed)
     val_ds = data.make_dataset(x_val, y_val, 512) if len(y_val) else None
-    monitor = "val_loss" if val_ds is not None else "loss"
     callbacks = [
         # Keras logs the rate only when it is a plain number; the curves plot wants it always.
         keras.callbacks.LambdaCallback(
@@ -83,25 +82,9 @@ def train_member(
             )
         ),
     ]
-    if config.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=steps_per_epoch * epochs, alpha=0.02
-        )
-    elif config.lr_schedule == "plateau":
-        learning_rate = config.learning_rate
-        # Early stopping belongs to this schedule only. A cosine run ends when its rate has
-        # decayed; stopped early and rolled back to its best validation loss, it ends on weights
-        # from before the rate came down (the canvas arch's validation loss creeps up in its
-        # last epochs while its accuracy still rises, and a run stopped early ends less accurate;
-        # bench/RESULTS.md).
-        callbacks += [
-            keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5, patience=1, min_lr=1e-5),
-            keras.callbacks.EarlyStopping(
-                monitor, patience=config.early_stopping_patience, restore_best_weights=True
-            ),
-        ]
-    else:
-        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: cosine or plateau")
+    learning_rate = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=steps_per_epoch * epochs, alpha=0.02
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -134,8 +117,6 @@ def with_config_forms(source: data.Dataset, config: TrainConfig, seed: int) -> d
     """The source with the forms that `config` asks for, drawn with `seed`."""
     return data.with_forms(
         source, config.continental_forms, config.lowres_forms, seed, uji=config.uji_forms,
-        continental_digits=config.continental_digits, redrawn=config.redrawn_forms,
-        lowres_source=config.lowres_source, lowres_grey=config.lowres_grey,
         optdigits=config.optdigits_forms, uji_bend=config.uji_bend,
     )  # fmt: skip
 
@@ -180,7 +161,7 @@ def run(config: TrainConfig) -> Path:
         epochs = config.epochs or (
             FINETUNE_EPOCHS if start else max(1, round(DEFAULT_STEPS / steps_per_epoch))
         )
-        bn_momentum = config.bn_momentum or bn_momentum_for(steps_per_epoch * epochs)
+        bn_momentum = bn_momentum_for(steps_per_epoch * epochs)
         if not member:
             print(
                 f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
