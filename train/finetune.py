@@ -1,8 +1,8 @@
 """`python -m train --from-version N|latest`: start from a version's weights and fine-tune them.
 
 A version that averages several models (--members) is fine-tuned model by model, each as a run of
-its own seed would be, and averaged again. Each version keeps its Keras model in
-assets.extra/model.keras (export/saved_model.py).
+its own seed would be, and averaged again; train/run.py trains them, in the loop of new models.
+Each version keeps its Keras model in assets.extra/model.keras (export/saved_model.py).
 """
 
 from dataclasses import dataclass
@@ -96,45 +96,3 @@ def version_accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> floa
         batch = data.to_model_input(images[start : start + 1024])
         digits.append(serve(image=batch)["digit"].numpy())
     return float(np.mean(np.concatenate(digits) == labels))
-
-
-def finetune(
-    model: "keras.Model",
-    learning_rate: float,
-    batch_size: int,
-    seed: int,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    epochs: int,
-    verbose: int,
-) -> tuple["keras.Model", dict[str, list[float]]]:
-    """Train `model` further, with a cosine decay from a tenth of `learning_rate`."""
-    import keras
-
-    steps = -(-len(y_train) // batch_size) * epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate * LEARNING_RATE_FACTOR, decay_steps=steps, alpha=0.02
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    callbacks = [
-        keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: logs.setdefault(
-                "learning_rate", float(model.optimizer.learning_rate)
-            )
-        )
-    ]
-    history = model.fit(
-        data.make_dataset(x_train, y_train, batch_size, shuffle_seed=seed),
-        validation_data=data.make_dataset(x_val, y_val, 512) if len(y_val) else None,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,
-    )
-    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
