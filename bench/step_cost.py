@@ -22,13 +22,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 import numpy as np  # noqa: E402
 
 import settings  # noqa: E402
-from train.config import DEFAULT_STEPS, TrainConfig, add_arguments, from_args  # noqa: E402
+from train.config import DEFAULT_STEPS, TrainConfig, add_arguments  # noqa: E402
 
 
 def parse_recipe(flags: str, data: str) -> TrainConfig:
     parser = argparse.ArgumentParser(prog="recipe", add_help=False)
     add_arguments(parser, data=data)
-    return from_args(parser, parser.parse_args(shlex.split(flags)))
+    return TrainConfig(**vars(parser.parse_args(shlex.split(flags))))
 
 
 def main(argv: list[str] | None = None) -> None:

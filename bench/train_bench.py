@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import settings  # noqa: E402
-from train.config import add_arguments, from_args  # noqa: E402
+from train.config import TrainConfig, add_arguments  # noqa: E402
 from train.run import run  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         args.model_base_path = args.model_base_path or Path(tmp) / "mnist"
-        config = from_args(p, args)
+        config = TrainConfig(**vars(args))
         started = time.perf_counter()
         version = run(config)
         wall = time.perf_counter() - started
