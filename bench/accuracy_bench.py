@@ -5,16 +5,12 @@
     python -m bench.accuracy_bench models/mnist/3 models/mnist/4 --average   # and their mean
 
 Each path is a model base path (all its numeric versions) or one version folder. Dev set
-canvases (bench/devsets.py) go through the client's path before the model read images itself
-(client/preprocess.py cuts the ink, bench/image_reference.py normalises it: `to_mnist`), then
-through the version's `serving_default` signature. Prints one table per version (accuracy per
-set, worst confusions), the "not sure" analysis (how often the top probability is below a
-threshold when the answer is wrong versus right), and a side-by-side summary.
-
-Parity, for versions with the `predict_image` signature: each image also goes the client's way
-now (its crop, a PNG, to predict_image, which normalises it in the graph), and whole (the image as
-a PNG, as a curl user would send it); per set, the accuracy of each way and how often
-predict_image gives the same answer as the old path.
+canvases (bench/devsets.py) are cut by the client (client/preprocess.py) and normalised by
+bench/image_reference.py's `to_mnist`, the Python twin of the predict_image graph (as good as the
+same answers, bench/RESULTS.md), then go through the version's `serving_default` signature.
+Prints one table per version (accuracy per set, worst confusions), the "not sure" analysis (how
+often the top probability is below a threshold when the answer is wrong versus right), and a
+side-by-side summary.
 """
 
 import argparse
@@ -24,7 +20,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import settings
@@ -37,8 +32,6 @@ CACHE_DIR = settings.ROOT / "runs" / "devsets-cache"
 THRESHOLDS = tuple(sorted({0.5, 0.6, 0.7, 0.8, 0.9, 0.95, NOT_SURE_BELOW}))
 # A canvas where to_mnist finds no ink gets this "prediction": always wrong, never confident.
 NO_DIGIT = -1
-IMAGE_SIGNATURE_NAME = settings.IMAGE_SIGNATURE_NAME
-PARITY_BATCH = 64  # images to a predict_image call
 
 
 @dataclass
@@ -47,28 +40,7 @@ class EvalSet:
     images: np.ndarray  # (N, 28, 28) float32 0..1; zeros where to_mnist found no digit
     labels: np.ndarray  # (N,) int64
     found: np.ndarray  # (N,) bool: to_mnist returned a digit
-    crops: list[bytes] | None = None  # the client's crop of each image, PNG; b"": no ink
-    whole: list[bytes] | None = None  # each image as a PNG; None: the crops are the images
     writers: np.ndarray | None = None  # (N,) str: who wrote each digit, for sets of real writers
-
-
-def png_of(image: np.ndarray) -> bytes:
-    """A uint8 grey, RGB or RGBA image as PNG bytes (OpenCV writes BGR(A))."""
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        image = cv2.cvtColor(
-            image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-        )
-    return client_preprocess.encode_png(image)
-
-
-def _pack(pngs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """PNGs as one byte array and their ends, for np.savez."""
-    return np.frombuffer(b"".join(pngs), np.uint8), np.cumsum([len(p) for p in pngs])
-
-
-def _unpack(data: np.ndarray, ends: np.ndarray) -> list[bytes]:
-    raw = data.tobytes()
-    return [raw[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def load_mnist_test(folder: Path) -> EvalSet:
@@ -79,28 +51,21 @@ def load_mnist_test(folder: Path) -> EvalSet:
     except DataError as e:  # one line, as for a wrong model path, not a traceback
         raise SystemExit(f"{e}; give the folder with --mnist DIR") from None
     images = dataset.x_test.astype(np.float32) / 255.0
-    # Through predict_image: the 28x28 digits as PNGs (MNIST's own normalisation, done again).
-    pngs = [client_preprocess.encode_png(x) for x in dataset.x_test]
-    return EvalSet("mnist_test", images, dataset.y_test, np.ones(len(images), bool), pngs)
+    return EvalSet("mnist_test", images, dataset.y_test, np.ones(len(images), bool))
 
 
 def preprocess(name: str, samples, writers: list[str] | None = None) -> EvalSet:
-    images, labels, found, crops, whole = [], [], [], [], []
+    images, labels, found = [], [], []
     for canvas, label in samples:
         digit = to_mnist(canvas)
         found.append(digit is not None)
         images.append(np.zeros((28, 28), np.float32) if digit is None else digit)
         labels.append(label)
-        crop = client_preprocess.digit_crops(canvas, split=False)
-        crops.append(client_preprocess.encode_png(crop[0]) if crop else b"")
-        whole.append(png_of(canvas))
     return EvalSet(
         name,
         np.stack(images),
         np.array(labels, np.int64),
         np.array(found),
-        crops,
-        whole,
         None if writers is None else np.array(writers),
     )
 
@@ -122,8 +87,6 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
                 stored[f"{s}_images"],
                 stored[f"{s}_labels"],
                 stored[f"{s}_found"],
-                _unpack(stored[f"{s}_crops"], stored[f"{s}_crop_ends"]),
-                _unpack(stored[f"{s}_whole"], stored[f"{s}_whole_ends"]),
                 stored[f"{s}_writers"] if f"{s}_writers" in stored else None,
             )
             for s in names
@@ -157,8 +120,6 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
     for s in sets:
         arrays.update({f"{s.name}_images": s.images, f"{s.name}_labels": s.labels})
         arrays[f"{s.name}_found"] = s.found
-        arrays[f"{s.name}_crops"], arrays[f"{s.name}_crop_ends"] = _pack(s.crops)
-        arrays[f"{s.name}_whole"], arrays[f"{s.name}_whole_ends"] = _pack(s.whole)
         if s.writers is not None:
             arrays[f"{s.name}_writers"] = s.writers
     np.savez_compressed(cache, **arrays)
@@ -190,76 +151,6 @@ def predict(folder: Path, images: np.ndarray) -> np.ndarray:
         for i in range(0, len(images), 1000)
     ]
     return np.concatenate(out)
-
-
-def _answers(signature, pngs: list[bytes], what: str) -> np.ndarray:
-    """The digit predict_image gives each PNG (NO_DIGIT where it finds no ink; b"": not sent)."""
-    import tensorflow as tf
-    from tqdm import tqdm
-
-    out = np.full(len(pngs), NO_DIGIT, np.int64)
-    sent = [i for i, p in enumerate(pngs) if p]
-    for start in tqdm(range(0, len(sent), PARITY_BATCH), desc=what, leave=False, unit="batch"):
-        ids = sent[start : start + PARITY_BATCH]
-        out[ids] = signature(image_bytes=tf.constant([pngs[i] for i in ids]))["digit"].numpy()
-    return out
-
-
-def parity(folder: Path, sets: list[EvalSet], probabilities: np.ndarray) -> list[tuple] | None:
-    """Per set: (name, n, accuracy of the old path, through predict_image from the client's crop,
-    same answer as the old path, through predict_image from the whole image). None: the version
-    has no predict_image signature. `probabilities`: the old path's, all sets in order."""
-    import tensorflow as tf
-
-    signatures = tf.saved_model.load(str(folder)).signatures
-    if IMAGE_SIGNATURE_NAME not in signatures:
-        return None
-    signature = signatures[IMAGE_SIGNATURE_NAME]
-    rows, start = [], 0
-    for s in sets:
-        old = np.where(
-            s.found, probabilities[start : start + len(s.labels)].argmax(axis=1), NO_DIGIT
-        )
-        start += len(s.labels)
-        crops = _answers(signature, s.crops, f"{s.name}: crops")
-        whole = crops if s.whole is None else _answers(signature, s.whole, f"{s.name}: whole")
-        rows.append(
-            (
-                s.name,
-                len(s.labels),
-                (old == s.labels).mean(),
-                (crops == s.labels).mean(),
-                (crops == old).mean(),
-                (whole == s.labels).mean(),
-            )
-        )
-    return rows
-
-
-def print_parity(folder: Path, rows: list[tuple] | None) -> None:
-    if rows is None:
-        print(
-            f"\n{folder} has no {IMAGE_SIGNATURE_NAME} signature (exported before it): no parity. "
-            f"`python -m export upgrade {folder.name} --model-base-path {folder.parent}` adds it."
-        )
-        return
-    print(
-        f"\n{folder}: {IMAGE_SIGNATURE_NAME} against the old client path (to_mnist -> "
-        "serving_default)"
-    )
-    print(
-        f"{'set':<20} {'n':>6} {'old path':>9} {'predict_image':>14} {'same answer':>12} "
-        f"{'whole image':>12}"
-    )
-    for name, n, old, crops, same, whole in rows:
-        print(f"{name:<20} {n:>6} {old:>9.2%} {crops:>14.2%} {same:>12.2%} {whole:>12.2%}")
-    dev = [r for r in rows if r[0] != "mnist_test"]
-    worst_same = min(r[4] for r in dev)
-    worst_drop = max(r[2] - r[3] for r in dev)
-    print(
-        f"dev sets: same answer on at least {worst_same:.2%} of each set (target 99.5%); "
-        f"accuracy at most {worst_drop * 100:.2f} points lower (target 0.1)"
-    )
 
 
 def confusions(labels: np.ndarray, predicted: np.ndarray, top: int = 4) -> str:
@@ -303,8 +194,8 @@ def writer_rows(s: EvalSet, predicted: np.ndarray) -> list[tuple[str, int, float
     for writer in sorted(set(s.writers)):
         mine = s.writers == writer
         correct = predicted[mine] == s.labels[mine]
-        rows.append((str(writer), int(mine.sum()), correct.mean(),
-                     confusions(s.labels[mine], predicted[mine], top=5)))  # fmt: skip
+        mistakes = confusions(s.labels[mine], predicted[mine], top=5)
+        rows.append((str(writer), int(mine.sum()), correct.mean(), mistakes))
     return sorted(rows, key=lambda row: (row[2], row[0]))
 
 
@@ -361,9 +252,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--average", action="store_true", help="also score the versions' averaged probabilities"
     )
-    parser.add_argument(
-        "--no-parity", action="store_true", help=f"skip the {IMAGE_SIGNATURE_NAME} comparison"
-    )
     args = parser.parse_args(argv)
 
     folders = version_folders(args.paths)
@@ -376,8 +264,6 @@ def main(argv: list[str] | None = None) -> None:
     for folder in folders:
         results[folder] = evaluate(folder, sets)
         print_version(folder, results[folder], tuple(args.thresholds))
-        if not args.no_parity:
-            print_parity(folder, parity(folder, sets, results[folder]["probabilities"]))
     if args.average and len(folders) > 1:
         average = np.mean([results[f]["probabilities"] for f in folders], axis=0)
         label = Path(f"average of {len(folders)} versions")

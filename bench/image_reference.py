@@ -1,7 +1,10 @@
 """The Python (OpenCV) version of export/image_preprocessing.py: how the client turned a drawing
-into an MNIST digit before the model took that over. Kept only as the reference the graph is
-tested against (tests/test_image_preprocessing.py) and measured against
-(`python -m bench.accuracy_bench`); nothing serves from it.
+into an MNIST digit before the model took that over. Nothing serves from it, and versions without
+predict_image are no longer made; it stays because tests still need it: it is the oracle that
+tests/test_image_preprocessing.py checks the graph against (OpenCV's own resampling and contours),
+and tests/test_preprocess.py and tests/test_train_feedback.py make with it the digits the app gets
+from predict_image. `python -m bench.accuracy_bench` and bench/feedback_bench.py read the dev sets
+through it, as every accuracy figure in bench/RESULTS.md was measured.
 
 MNIST's own normalisation (LeCun et al.): the digit's bounding box is scaled to fit a 20x20 box,
 keeping its aspect ratio, with anti-aliasing, then placed in a 28x28 field so that its centre of

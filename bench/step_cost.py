@@ -1,6 +1,6 @@
 """Benchmark: the CPU a training step costs, and the CPU the added training forms cost, per recipe.
 
-    nice -n 10 python -m bench.step_cost "" "--uji-forms 2400 --elastic 1"
+    nice -n 10 python -m bench.step_cost "" "--uji-forms 2400 --members 1"
     nice -n 10 python -m bench.step_cost "" "--arch reference" --rounds 3 --steps 20
 
 Each argument is one recipe, written as `python -m train` flags (train/config.py; "" is the
@@ -22,13 +22,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 import numpy as np  # noqa: E402
 
 import settings  # noqa: E402
-from train.config import DEFAULT_STEPS, TrainConfig, add_arguments, from_args  # noqa: E402
+from train.config import DEFAULT_STEPS, TrainConfig, add_arguments  # noqa: E402
 
 
 def parse_recipe(flags: str, data: str) -> TrainConfig:
     parser = argparse.ArgumentParser(prog="recipe", add_help=False)
     add_arguments(parser, data=data)
-    return from_args(parser, parser.parse_args(shlex.split(flags)))
+    return TrainConfig(**vars(parser.parse_args(shlex.split(flags))))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         dataset = with_config_forms(source, config, config.seed)
         forms.append(time.process_time() - started)
         keras.utils.set_random_seed(config.seed)
-        model = build(config.arch, bn_momentum=0.9, seed=config.seed, elastic=config.elastic)
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                      loss="sparse_categorical_crossentropy")  # fmt: skip
+        model = build(config.arch, bn_momentum=0.9, seed=config.seed)
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
         pick = np.random.default_rng(0).choice(len(dataset.y_train), config.batch_size)
         batch = (data.to_model_input(dataset.x_train[pick]), tf.constant(dataset.y_train[pick]))
         for _ in range(3):  # tracing and warm-up
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
                 model.train_on_batch(*batch)
             per_step[i].append((time.process_time() - started) / args.steps)
 
-    print(f"\nCPU seconds ({len(os.sched_getaffinity(0))} cores), {args.rounds} rounds of "
-          f"{args.steps} steps, interleaved")  # fmt: skip
+    cores = len(os.sched_getaffinity(0))
+    print(f"\nCPU seconds ({cores} cores), {args.rounds} rounds of {args.steps} steps, interleaved")
     print(f"{'recipe':<48} {'per step (each round)':>28} {'forms':>7} {'run CPU':>8}")
     for recipe, steps, form in zip(args.recipes, per_step, forms, strict=True):
         rounds = " ".join(f"{s * 1000:.0f}" for s in steps)

@@ -149,12 +149,11 @@ def predict(
         if f'signature name: "{settings.IMAGE_SIGNATURE_NAME}" not found' not in e.message:
             raise
         which = f"Version {target}" if target.isdigit() else f"The version {target} points to"
-        upgrade = f"`python -m export upgrade {target if target.isdigit() else 'N'}`"
         raise ServingError(
             "rejected",
             f"{which} has no {settings.IMAGE_SIGNATURE_NAME} signature: it was exported before "
-            f"models read images themselves. Export it again with {upgrade}, or choose another "
-            "version.",
+            "models read images themselves. Train a new version with `python -m train`, or "
+            "choose another version.",
         ) from e
     probabilities, seen = _read_answer(answer, len(images), url)
     if target.isdigit():

@@ -1,8 +1,6 @@
 """`python -m export list`: the versions under a model base path with their key metrics.
-`python -m export upgrade N`: version N's network again, as a new version with today's signatures.
 
 python -m export list [--model-base-path models/mnist]
-python -m export upgrade VERSION [--model-base-path models/mnist]
 """
 
 import argparse
@@ -10,21 +8,11 @@ import sys
 from pathlib import Path
 
 import settings
-from export.saved_model import read_metrics, upgrade_version
-from export.versions import VersionError, list_versions
+from export.saved_model import read_metrics
+from export.versions import list_versions
 
-COLUMNS = (
-    "version", "created", "arch", "data", "train", "epochs", "test acc", "params", "seconds",
-    "signatures",
-)  # fmt: skip
-
-
-def signature_names(metrics: dict) -> str:
-    """The signatures metrics.json records (versions exported before predict_image recorded their
-    one signature under "signature")."""
-    if isinstance(metrics.get("signatures"), dict):
-        return ",".join(metrics["signatures"])
-    return str(metrics.get("signature", {}).get("name", "-"))
+COLUMNS = ("version", "created", "arch", "data", "train", "epochs", "test acc", "params")
+COLUMNS += ("seconds", "signatures")
 
 
 def version_row(version: int, metrics: dict) -> tuple[str, ...]:
@@ -42,14 +30,16 @@ def version_row(version: int, metrics: dict) -> tuple[str, ...]:
         f"{accuracy:.2%}" if isinstance(accuracy, int | float) else "-",
         f"{params:,}" if isinstance(params, int) else "-",
         f"{seconds:.0f}" if isinstance(seconds, int | float) else "-",
-        signature_names(metrics),
+        ",".join(metrics.get("signatures", {})) or "-",
     )
 
 
 def format_table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [COLUMNS, *rows]]  # fmt: skip
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [COLUMNS, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -67,34 +57,12 @@ def list_command(base_path: Path) -> int:
     return 0
 
 
-def upgrade_command(base_path: Path, version: int) -> int:
-    if version not in list_versions(base_path):
-        print(f"error: no version {version} under {base_path}", file=sys.stderr)
-        return 2
-    try:
-        path = upgrade_version(base_path, version)
-    except (OSError, ValueError, VersionError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"exported {path}: version {version}'s network with the signatures of this release")
-    return list_command(base_path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="print every version with its key metrics")
     ls.add_argument("--model-base-path", type=Path, default=settings.MODEL_BASE_PATH)
-    up = sub.add_parser(
-        "upgrade",
-        help="export a version's network again as a new version, with this release's signatures "
-        "(predict_image for versions exported before it)",
-    )
-    up.add_argument("version", type=int)
-    up.add_argument("--model-base-path", type=Path, default=settings.MODEL_BASE_PATH)
     args = p.parse_args(argv)
-    if args.command == "upgrade":
-        return upgrade_command(args.model_base_path, args.version)
     return list_command(args.model_base_path)
 
 

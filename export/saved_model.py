@@ -23,7 +23,6 @@ shows what the network saw.
 import datetime
 import json
 import platform
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,25 +60,17 @@ SIGNATURES = {
 WARMUP_CANVAS = 280
 
 
-def network_of(model) -> tuple[object, Callable]:
-    """(what to track, images -> probabilities) for a Keras model or a loaded SavedModel version
-    (whose serving_default is then the network)."""
-    if hasattr(model, "signatures"):
-        serve = model.signatures[SIGNATURE_NAME]
-        return model, lambda images: serve(image=images)["probabilities"]
-    # training=False: augmentation and dropout are off and batch normalisation uses its moving
-    # statistics, so the same image always gives the same output.
-    return model, lambda images: model(images, training=False)
-
-
 def save_signature_model(model, path: Path) -> None:
-    """Save `model` (a Keras model or a loaded version) as a SavedModel with both signatures."""
+    """Save the Keras model `model` as a SavedModel with both signatures."""
     import keras
     import tensorflow as tf
 
     from export.image_preprocessing import images_to_mnist
 
-    tracked, network = network_of(model)
+    def network(images):
+        # training=False: augmentation and dropout are off and batch normalisation uses its
+        # moving statistics, so the same image always gives the same output.
+        return model(images, training=False)
 
     @tf.function(
         input_signature=[tf.TensorSpec(INPUT_SHAPE, tf.float32, name=INPUT_NAME)], autograph=False
@@ -103,7 +94,7 @@ def save_signature_model(model, path: Path) -> None:
         return {"probabilities": probabilities, "digit": digit, "mnist_image": images}
 
     archive = keras.export.ExportArchive()
-    archive.track(tracked)
+    archive.track(model)
     archive.add_endpoint(name=SIGNATURE_NAME, fn=serve)
     archive.add_endpoint(name=IMAGE_SIGNATURE_NAME, fn=serve_image)
     archive.write_out(str(path), verbose=False)
@@ -156,27 +147,6 @@ def canvas_pngs(images: np.ndarray) -> list[bytes]:
     return [tf.io.encode_png(image).numpy() for image in levels]
 
 
-def read_warmup_images(version_path: Path) -> np.ndarray | None:
-    """The serving_default images of a version's warmup requests (the largest batch), if any."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    path = version_path / ASSETS_EXTRA / WARMUP_FILE
-    if not path.exists():
-        return None
-    found = None
-    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
-        if (
-            request.model_spec.signature_name in ("", SIGNATURE_NAME)
-            and INPUT_NAME in request.inputs
-        ):
-            images = tf.make_ndarray(request.inputs[INPUT_NAME])
-            if found is None or len(images) > len(found):
-                found = images
-    return found
-
-
 def package_versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
@@ -198,8 +168,7 @@ def export_version(
     extras: Callable[[Path], None] | None = None,
     model_name: str = settings.MODEL_NAME,
 ) -> Path:
-    """Export `model` (Keras, or a loaded version) as a new version under base_path; return its
-    folder.
+    """Export the Keras model `model` as a new version under base_path; return its folder.
 
     metrics: written to assets.extra/metrics.json, completed with version, creation time,
     signature and package versions. warmup_images: float32 0..1 (N, 28, 28[, 1]) used for the
@@ -214,8 +183,7 @@ def export_version(
         assets = tmp / ASSETS_EXTRA
         assets.mkdir()
         write_warmup_requests(assets / WARMUP_FILE, warmup_images, model_name)
-        if not hasattr(model, "signatures"):  # a loaded version (upgrade) copies its own
-            save_keras_model(model, assets / KERAS_FILE)
+        save_keras_model(model, assets / KERAS_FILE)
         if extras is not None:
             extras(assets)
         meta = {
@@ -230,53 +198,9 @@ def export_version(
     return write_version(base_path, write, version)
 
 
-def saved_signatures(version_path: Path) -> set[str]:
-    """The signature names in a version's saved_model.pb (read as TF Serving does, without
-    loading the model); empty when it cannot be read."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved = saved_model_pb2.SavedModel()
-    try:
-        saved.ParseFromString((version_path / "saved_model.pb").read_bytes())
-    except (OSError, ValueError):
-        return set()
-    return {name for graph in saved.meta_graphs for name in graph.signature_def}
-
-
 def read_metrics(version_path: Path) -> dict:
     """metrics.json of a version, or {} if missing or unreadable (e.g. a hand-copied model)."""
     try:
         return json.loads((version_path / ASSETS_EXTRA / METRICS_FILE).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def upgrade_version(base_path: Path, version: int, model_name: str = settings.MODEL_NAME) -> Path:
-    """Export version `version`'s network again as a new version, with this release's signatures,
-    warmup requests and metrics.json (its figures kept, with `upgraded_from`); its other
-    assets.extra files (plots) are copied. Versions are never changed in place."""
-    import tensorflow as tf
-
-    source = base_path / str(version)
-    if not (source / "saved_model.pb").exists():
-        raise FileNotFoundError(f"{source}: no saved_model.pb there")
-    loaded = tf.saved_model.load(str(source))
-    if SIGNATURE_NAME not in loaded.signatures:
-        raise ValueError(f"{source} has no {SIGNATURE_NAME} signature to take the network from")
-    metrics = {
-        k: v for k, v in read_metrics(source).items() if k not in ("signature", "signatures")
-    }
-
-    def copy_assets(assets: Path) -> None:
-        for item in (source / ASSETS_EXTRA).glob("*"):
-            if item.is_file() and item.name not in (WARMUP_FILE, METRICS_FILE):
-                shutil.copy2(item, assets / item.name)
-
-    return export_version(
-        loaded,
-        base_path,
-        {**metrics, "upgraded_from": version},
-        warmup_images=read_warmup_images(source),
-        extras=copy_assets,
-        model_name=model_name,
-    )

@@ -47,22 +47,6 @@ def train_first_model() -> None:
         sys.exit("Training failed (see above). Offline? Set MNIST_DIR to a folder of IDX files.")
 
 
-def upgrade_if_needed() -> None:
-    """A newest version exported before models read images is exported again with both
-    signatures (python -m export upgrade), so the app, which sends images, can use it."""
-    from export.saved_model import IMAGE_SIGNATURE_NAME, saved_signatures
-
-    newest = max(list_versions(settings.MODEL_BASE_PATH))
-    if IMAGE_SIGNATURE_NAME in saved_signatures(settings.MODEL_BASE_PATH / str(newest)):
-        return
-    print(f"Version {newest} was exported before models read images ({IMAGE_SIGNATURE_NAME}): "
-          f"exporting its network again as the next version.")  # fmt: skip
-    cmd = [sys.executable, "-m", "export", "upgrade", str(newest)]
-    cmd += ["--model-base-path", str(settings.MODEL_BASE_PATH)]
-    if subprocess.run(cmd).returncode != 0:
-        print(f"Could not upgrade version {newest} (see above); the app will say so.")
-
-
 def wait_until_serving(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -91,21 +75,18 @@ def main() -> None:
             sys.exit(f"Port {port} (the {what}'s) is already in use: stop what uses it and retry.")
     if not list_versions(settings.MODEL_BASE_PATH):
         train_first_model()
-    upgrade_if_needed()
 
     # The same configuration files and flags as the TF Serving container.
-    server = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--models_root", str(MODELS_ROOT),
-         "--rest_api_port", str(settings.REST_API_PORT), "--port", str(settings.GRPC_PORT),
-         *container_flags()]
-    )  # fmt: skip
+    serving = ["serving", "--models_root", str(MODELS_ROOT)]
+    serving += ["--rest_api_port", str(settings.REST_API_PORT), "--port", str(settings.GRPC_PORT)]
+    server = subprocess.Popen([sys.executable, "-m", *serving, *container_flags()])
+    app = ["streamlit", "run", str(settings.ROOT / "client")]
+    app += ["--server.port", str(settings.CLIENT_PORT), "--server.address", "localhost"]
+    app += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     client = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(settings.ROOT / "client"),
-         "--server.port", str(settings.CLIENT_PORT), "--server.address", "localhost",
-         "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
+        [sys.executable, "-m", *app],
         env={**os.environ, "TF_SERVING_URL": settings.DEFAULT_SERVING_URL},
-    )  # fmt: skip
+    )
     status_url = f"{settings.DEFAULT_SERVING_URL}/v1/models/{settings.MODEL_NAME}"
     try:
         wait_until_serving(status_url, server)

@@ -234,7 +234,7 @@ def test_a_version_without_the_image_signature_is_named_with_the_fix(page, stack
     shown(page.get_by_text("Now serving latest: v3"))
     draw(page, "7")
     shown(page.get_by_text("has no predict_image signature").first)
-    shown(page.get_by_text("python -m export upgrade").first)
+    shown(page.get_by_text("python -m train").first)
     assert page.get_by_text(re.compile(r"^Prediction:")).count() == 0
     assert page.get_by_text("Traceback").count() == 0
 

@@ -173,7 +173,7 @@ def test_a_version_without_the_image_signature_says_how_to_get_it(fake):
             api.predict(url, settings.MODEL_NAME, [b"a png"], target)
         assert e.value.kind == "rejected"
         assert e.value.message.startswith(f"{names} has no predict_image signature")
-        assert "python -m export upgrade" in e.value.message
+        assert "python -m train" in e.value.message
 
 
 def test_unknown_version_shows_tf_servings_text(server, digits):

@@ -51,72 +51,11 @@ def test_with_forms_adds_to_training_only():
     assert more.x_test is dataset.x_test
     assert "continental" in more.name and "lowres" in more.name
     assert with_forms(dataset, 0, 0, seed=0) is dataset
-    every = with_forms(dataset, 4, 0, 0, uji=3, continental_digits="49", redrawn=2, optdigits=5)
-    assert list(every.y_train[5:9]) == [4, 9, 4, 9] and every.x_train.shape == (19, 28, 28)
-    assert set(every.y_train[17:]) <= set(y)
-    assert "3 uji" in every.name and "5 optdigits" in every.name and "2 redrawn" in every.name
-    # The 8x8-grid digits come from MNIST's (labels 0..4 here), or also from the drawn forms.
-    mnist_only = with_forms(dataset, 40, 60, 0, continental_digits="79")
-    assert set(mnist_only.y_train[45:]) <= set(y)
-    from_all = with_forms(dataset, 40, 60, 0, continental_digits="79", lowres_source="all")
-    assert {7, 9} <= set(from_all.y_train[45:]) and len(from_all.y_train) == 105
-
-
-def test_open_fours_leave_the_top_open_and_nines_have_a_straight_stem():
-    images, labels = continental(40, seed=0, digits=(4, 9))
-    assert list(labels) == [4, 9] * 20
-    for image, label in zip(images, labels, strict=True):
-        ink = image > 100
-        ys = np.nonzero(ink.any(axis=1))[0]
-        top, h = ys[0], ys[-1] - ys[0]
-        if label == 4:
-            # Above the bar, the arm and the stem are two separate runs of ink side by side.
-            runs = [
-                len(np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))) // 2
-                for row in ink[top : top + h // 2]
-            ]
-            assert max(runs) == 2
-        else:
-            # Below the loop one stem: a single narrow run in each row of the lower third.
-            for r in range(top + 7 * h // 10, top + 9 * h // 10):
-                cols = np.flatnonzero(ink[r])
-                assert len(cols) and np.ptp(cols) <= 6
-
-
-def test_open_fours_arm_ends_well_away_from_the_stem():
-    from train.canvas_forms import FORMS
-
-    for i in range(50):
-        arm, stem = FORMS[4](np.random.default_rng(i))
-        top = arm[0]
-        # Where the stem passes the arm's top (in units of the digit's height): a clear gap.
-        t = (top[1] - stem[0, 1]) / (stem[-1, 1] - stem[0, 1])
-        stem_x = stem[0, 0] + t * (stem[-1, 0] - stem[0, 0])
-        assert stem_x - top[0] > 0.1
-
-
-def test_redrawn_forms_keep_the_shape_with_an_even_round_pen():
-    from train.redrawn_forms import redrawn, skeleton
-
-    bar = np.zeros((20, 20), bool)
-    bar[4:16, 8:13] = True  # a 5 px wide bar thins to a line one pixel wide along its middle
-    lines = skeleton(bar)
-    assert lines[7:12, 10].all() and lines.sum() == lines[:, 10].sum() and lines.sum() >= 5
-    x = np.zeros((4, 28, 28), np.uint8)
-    x[:, 4:24, 12:17] = 255  # a 1 written with a 5 px stroke
-    x[:, 10:12, 8:13] = 120  # with a faint, thin flag
-    y = np.full(4, 1)
-    images, labels = redrawn(x, y, 30, seed=2)
-    again, _ = redrawn(x, y, 30, seed=2)
-    np.testing.assert_array_equal(images, again)
-    assert images.shape == (30, 28, 28) and list(labels) == [1] * 30
-    # The pen's width varies from image to image: a stroke's ink per row of its height.
-    widths = (images > 127).sum(axis=(1, 2)) / np.array(
-        [np.ptp(np.nonzero((im > 127).any(axis=1))[0]) + 1 for im in images]
-    )
-    assert widths.min() < 2 and widths.max() > 3.5
-    for image in images:
-        assert image.max() == 255 and np.ptp(np.nonzero(image)[0]) <= 21
+    every = with_forms(dataset, 4, 0, 0, uji=3, optdigits=5)
+    assert list(every.y_train[5:9]) == [1, 7, 1, 7] and every.x_train.shape == (17, 28, 28)
+    assert "3 uji" in every.name and "5 optdigits" in every.name
+    # The 8x8-grid digits come from MNIST's (labels 0..4 here), not from the drawn forms.
+    assert set(with_forms(dataset, 40, 60, 0).y_train[45:]) <= set(y)
 
 
 def test_lowres_forms_are_fat_blocky_mnist_style_and_deterministic():
@@ -139,15 +78,6 @@ def test_lowres_forms_are_fat_blocky_mnist_style_and_deterministic():
     # that vary with the random cut level.
     ink = (images > 127).sum(axis=(1, 2)) / (x[0] > 127).sum()
     assert ink.min() > 1.1 and np.median(ink) > 1.3 and np.ptp(ink) > 0.4
-    # Kept in grey levels (a share of 1: all), strokes fade over several pixels instead of
-    # ending in a one-pixel antialiased edge; a share of 0 gives the cut forms above.
-    grey, _ = lowres(x, y, 40, seed=1, grey=1.0)
-    np.testing.assert_array_equal(lowres(x, y, 40, seed=1, grey=0.0)[0], images)
-
-    def faded(batch):
-        return ((batch > 20) & (batch < 200)).sum() / (batch >= 200).sum()
-
-    assert faded(grey) > 2 * faded(images)
 
 
 tf = pytest.importorskip("tensorflow")
@@ -260,25 +190,10 @@ def test_canvas_arch_is_the_reference_network_without_dropout_and_a_narrower_fir
     np.testing.assert_array_equal(augmentation(image, training=False), image)
 
 
-def test_elastic_distortion_bends_strokes_in_the_same_resampling():
+def test_random_affine_loads_the_config_of_versions_that_named_an_elastic_distortion():
     from train.augment import RandomAffine
 
-    rng = np.random.default_rng(0)
-    images = np.zeros((32, 28, 28, 1), np.float32)
-    images[:, 6:22, 13:15] = rng.uniform(0.5, 1.0, (32, 16, 2, 1))
-    ranges = {"rotation": 15 / 360, "translation": 0.1, "zoom": 0.1, "stretch": 0.3, "seed": 3}
-    affine = RandomAffine(**ranges)(images, training=True).numpy()
-    # Vanishing displacement: the same transform as without it (the affine is drawn first).
-    barely = RandomAffine(**ranges, elastic=1e-6)(images, training=True).numpy()
-    np.testing.assert_allclose(barely, affine, atol=1e-4)
-    layer = RandomAffine(0.0, 0.0, 0.0, seed=3, elastic=2.0)
-    np.testing.assert_array_equal(layer(images, training=False), images)
-    bent = layer(images, training=True).numpy()
-    # Moved by up to 2 pixels, smoothly: the bar bends and stretches, it does not vanish.
-    assert np.abs(bent - images).max() > 0.4
-    ink = bent.sum(axis=(1, 2, 3)) / images.sum(axis=(1, 2, 3))
-    assert 0.5 < ink.min() and ink.max() < 1.7  # stretched or squeezed locally by up to ~40%
-    cols = np.arange(28)
-    centre = (bent[..., 0] * cols).sum(axis=2) / np.maximum(bent[..., 0].sum(axis=2), 1e-6)
-    shift = np.abs(centre[:, 8:20] - 13.5)
-    assert shift.max() <= 2.1 and shift.max() > 0.5
+    config = {**RandomAffine(0.1, 0.1, 0.1, stretch=0.3, seed=5).get_config(), "elastic": 0.0}
+    assert RandomAffine.from_config(config).get_config() == {
+        k: v for k, v in config.items() if k != "elastic"
+    }

@@ -9,6 +9,7 @@ import tensorflow as tf
 from export.__main__ import main as export_main
 from train.__main__ import main as train_main
 from train.__main__ import parse_args
+from train.config import TrainConfig
 from train.model import ARCHES, build
 from train.report import evaluate
 from train.run import average, bn_momentum_for, recalibrate_batch_norm
@@ -77,21 +78,20 @@ def test_cli_data_error_is_one_line(tmp_path, capsys):
 def test_parse_args_maps_every_flag(tmp_path):
     config = parse_args(
         ["--data", "idx:/d", "--epochs", "3", "--batch-size", "64", "--seed", "7", "--limit",
-         "900", "--model-base-path", str(tmp_path), "--version", "4", "--lr-schedule", "plateau",
-         "--patience", "2", "--bn-momentum", "0.9", "--val-fraction", "0.2",
+         "900", "--model-base-path", str(tmp_path), "--version", "4", "--val-fraction", "0.2",
          "--continental-forms", "60", "--lowres-forms", "90", "--members", "3"]
     )  # fmt: skip
     assert (config.data, config.epochs, config.batch_size, config.seed) == ("idx:/d", 3, 64, 7)
-    assert (config.limit, config.version, config.lr_schedule) == (900, 4, "plateau")
-    assert (config.early_stopping_patience, config.bn_momentum) == (2, 0.9)
+    assert (config.limit, config.version) == (900, 4)
     assert config.val_fraction == 0.2 and config.model_base_path == tmp_path
     assert (config.continental_forms, config.lowres_forms, config.members) == (60, 90, 3)
     assert parse_args([]).arch == "canvas"
+    assert parse_args([]) == TrainConfig()  # the flags' defaults are the fields'
 
 
 @pytest.mark.parametrize(
     "argv", [["--epochs", "0"], ["--limit", "1"], ["--version", "0"], ["--val-fraction", "1"],
-             ["--arch", "nope"], ["--batch-size", "x"], ["--members", "0"]]
+             ["--arch", "nope"], ["--batch-size", "x"], ["--members", "0"], ["--uji-bend", "-1"]]
 )  # fmt: skip
 def test_parse_args_rejects_bad_values(argv, capsys):
     with pytest.raises(SystemExit) as info:

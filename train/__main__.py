@@ -12,7 +12,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines bury the progress bar
 
 from export.versions import VersionError  # noqa: E402
-from train.config import TrainConfig, add_arguments, from_args  # noqa: E402
+from train.config import TrainConfig, add_arguments  # noqa: E402
 from train.data import DataError  # noqa: E402
 from train.run import run  # noqa: E402
 
@@ -20,7 +20,7 @@ from train.run import run  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return from_args(parser, parser.parse_args(argv))
+    return TrainConfig(**vars(parser.parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,64 +169,44 @@ def with_forms(
     lowres: int,
     seed: int,
     uji: int = 0,
-    continental_digits: str = "17",
-    redrawn: int = 0,
-    lowres_source: str = "mnist",
-    lowres_grey: float = 0.0,
     optdigits: int = 0,
     uji_bend: float = 0.0,
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
-    continental: n drawn continental forms of `continental_digits` in turn
-    (train/canvas_forms.py); MNIST has no 1 with a flag and foot, no crossed 7, few open 4s.
-    lowres: n training digits seen through an 8x8 grid (train/lowres_forms.py), the fat, blocky
-    look of small scans and fat brushes. uji: n drawings of real pen strokes by the UJI training
-    writers (train/uji.py), European handwriting, bent by uji_bend (train/uji.py's `bend`).
-    redrawn: n training digits redrawn from their skeletons with a round pen
-    (train/redrawn_forms.py), the even stroke of a canvas.
-    lowres_source: "mnist" draws the 8x8-grid digits from MNIST's alone, "all" from the
-    continental and UJI forms too (open 4s and flagged 1s as a small scan shows them);
-    lowres_grey: the share of them kept in the grid's grey levels (a blurry small scan).
-    optdigits: n renderings of real 8x8 scans by the optdigits training writers
-    (train/optdigits.py), continental forms as a small scan shows them.
+    continental: n drawn continental 1s and 7s (train/canvas_forms.py); MNIST has no 1 with a
+    flag and foot, no crossed 7. lowres: n of its training digits seen through an 8x8 grid
+    (train/lowres_forms.py), the fat, blocky look of small scans and fat brushes. uji: n drawings
+    of real pen strokes by the UJI training writers (train/uji.py), European handwriting, bent by
+    uji_bend (train/uji.py's `bend`). optdigits: n renderings of real 8x8 scans by the optdigits
+    training writers (train/optdigits.py), continental forms as a small scan shows them.
     """
     from train import optdigits as optdigits_scans
     from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
     from train.lowres_forms import lowres as lowres_forms
-    from train.redrawn_forms import redrawn as redrawn_forms
 
-    if lowres_source not in ("mnist", "all"):
-        raise ValueError(f"lowres_source {lowres_source!r}: mnist or all")
-    parts = {}  # made first, concatenated in this order, so that each seed's set stays the same
+    # Each generator draws from its own seeded random numbers: the order of the parts is free.
+    parts = []  # (what, how many, (images, labels))
     if continental > 0:
-        x, y = continental_forms(continental, seed, tuple(map(int, continental_digits)))
-        parts["continental"] = (continental, x, y)
-    if uji > 0:
-        x, y = uji_pen.training_forms(uji_pen.split_writers(uji_pen.read())[0], uji, seed, uji_bend)
-        parts["uji"] = (uji, x, y)
+        parts.append(("continental", continental, continental_forms(continental, seed)))
     if lowres > 0:
-        source_x, source_y = dataset.x_train, dataset.y_train
-        if lowres_source == "all":
-            source_x = np.concatenate([source_x, *(x for _, x, _ in parts.values())])
-            source_y = np.concatenate([source_y, *(y for _, _, y in parts.values())])
-        x, y = lowres_forms(source_x, source_y, lowres, seed, grey=lowres_grey)
-        parts["lowres"] = (lowres, x, y)
+        x, y = dataset.x_train, dataset.y_train
+        parts.append(("lowres", lowres, lowres_forms(x, y, lowres, seed)))
+    if uji > 0:
+        writers = uji_pen.split_writers(uji_pen.read())[0]
+        parts.append(("uji", uji, uji_pen.training_forms(writers, uji, seed, uji_bend)))
     if optdigits > 0:
-        x, y = optdigits_scans.training_forms(*optdigits_scans.read(), optdigits, seed)
-        parts["optdigits"] = (optdigits, x, y)
-    name, xs, ys = dataset.name, [dataset.x_train], [dataset.y_train]
-    for what in ("continental", "lowres", "uji", "optdigits"):
-        if what in parts:
-            n, x, y = parts[what]
-            name, xs, ys = f"{name}+{n} {what}", [*xs, x], [*ys, y]
-    if redrawn > 0:
-        x, y = redrawn_forms(dataset.x_train, dataset.y_train, redrawn, seed)
-        name, xs, ys = f"{name}+{redrawn} redrawn", [*xs, x], [*ys, y]
-    if len(xs) == 1:
+        scans = optdigits_scans.read()
+        parts.append(
+            ("optdigits", optdigits, optdigits_scans.training_forms(*scans, optdigits, seed))
+        )
+    if not parts:
         return dataset
-    return Dataset(name, np.concatenate(xs), np.concatenate(ys), dataset.x_test, dataset.y_test)
+    name = dataset.name + "".join(f"+{n} {what}" for what, n, _ in parts)
+    x = np.concatenate([dataset.x_train, *(x for _, _, (x, _) in parts)])
+    y = np.concatenate([dataset.y_train, *(y for _, _, (_, y) in parts)])
+    return Dataset(name, x, y, dataset.x_test, dataset.y_test)
 
 
 def split_validation(

@@ -1,11 +1,8 @@
 """`python -m train --from-version N|latest`: start from a version's weights and fine-tune them.
 
 A version that averages several models (--members) is fine-tuned model by model, each as a run of
-its own seed would be, and averaged again.
-
-Each version keeps its Keras model in assets.extra/model.keras (export/saved_model.py). A version
-exported before that file existed is rebuilt from its metrics' architecture and its SavedModel's
-own variables, and kept only if it then gives the SavedModel's exact answers.
+its own seed would be, and averaged again; train/run.py trains them, in the loop of new models.
+Each version keeps its Keras model in assets.extra/model.keras (export/saved_model.py).
 """
 
 from dataclasses import dataclass
@@ -56,20 +53,17 @@ def load_model(start: Start) -> "keras.Model":
     import train.model  # noqa: F401 - registers the custom layers the file names
 
     keras_file = start.path / ASSETS_EXTRA / KERAS_FILE
-    if keras_file.is_file():
-        try:
-            return keras.saving.load_model(keras_file)
-        except Exception as e:  # a damaged or foreign file: Keras raises many kinds
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise VersionError(f"version {start.version}: cannot load {keras_file}: {first}") from e
-    model = _rebuild(start)
-    if model is None:
+    if not keras_file.is_file():
         raise VersionError(
-            f"version {start.version} cannot be trained further: it has no "
-            f"{ASSETS_EXTRA}/{KERAS_FILE}, and its weights do not fit a model this release "
-            "builds; train a new version without --from-version"
+            f"version {start.version} cannot be trained further: it has no {ASSETS_EXTRA}/"
+            f"{KERAS_FILE} (exported before versions kept one); train a new version without "
+            "--from-version"
         )
-    return model
+    try:
+        return keras.saving.load_model(keras_file)
+    except Exception as e:  # a damaged or foreign file: Keras raises many kinds
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise VersionError(f"version {start.version}: cannot load {keras_file}: {first}") from e
 
 
 def load_members(start: Start) -> list["keras.Model"]:
@@ -89,38 +83,6 @@ def load_members(start: Start) -> list["keras.Model"]:
     return members
 
 
-def _rebuild(start: Start) -> "keras.Model | None":
-    """The version's network built again from its arch, with the SavedModel's variables; None
-    unless that model answers exactly as the SavedModel does."""
-    import tensorflow as tf
-
-    from train.model import ARCHES, build
-
-    arch = start.metrics.get("arch")
-    if arch not in ARCHES or start.metrics.get("members", 1) != 1:
-        return None
-    try:
-        saved = tf.saved_model.load(str(start.path))
-        serve = saved.signatures[SIGNATURE_NAME]
-        stored = list(saved.variables)
-    except (OSError, KeyError, ValueError, AttributeError):
-        return None
-    model = build(arch)
-    if len(stored) != len(model.variables):
-        return None
-    for target, source in zip(model.variables, stored, strict=True):
-        # Same order, same kind (kernel, gamma, ...) and shape; layer numbering differs.
-        kind = source.name.split("/")[-1].split(":")[0]
-        if tuple(target.shape) != tuple(source.shape) or target.path.split("/")[-1] != kind:
-            return None
-        target.assign(source.numpy())
-    probe = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
-    expected = serve(image=tf.constant(probe))["probabilities"].numpy()
-    if not np.allclose(model(probe, training=False).numpy(), expected, atol=1e-5):
-        return None
-    return model
-
-
 def version_accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> float | None:
     """A version's accuracy on uint8 (n, 28, 28) images, through its serving signature: what
     the server would answer. None for no images."""
@@ -134,45 +96,3 @@ def version_accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> floa
         batch = data.to_model_input(images[start : start + 1024])
         digits.append(serve(image=batch)["digit"].numpy())
     return float(np.mean(np.concatenate(digits) == labels))
-
-
-def finetune(
-    model: "keras.Model",
-    learning_rate: float,
-    batch_size: int,
-    seed: int,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    epochs: int,
-    verbose: int,
-) -> tuple["keras.Model", dict[str, list[float]]]:
-    """Train `model` further, with a cosine decay from a tenth of `learning_rate`."""
-    import keras
-
-    steps = -(-len(y_train) // batch_size) * epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate * LEARNING_RATE_FACTOR, decay_steps=steps, alpha=0.02
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    callbacks = [
-        keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: logs.setdefault(
-                "learning_rate", float(model.optimizer.learning_rate)
-            )
-        )
-    ]
-    history = model.fit(
-        data.make_dataset(x_train, y_train, batch_size, shuffle_seed=seed),
-        validation_data=data.make_dataset(x_val, y_val, 512) if len(y_val) else None,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,
-    )
-    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}

@@ -54,17 +54,12 @@ def render(grid: np.ndarray, rng: np.random.Generator, grey: bool = False) -> np
     return mnist_normalise((ink * 255).astype(np.uint8))
 
 
-def lowres(
-    x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, grey: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """n coarse-grid versions of randomly chosen digits of (x, y): uint8 (n, 28, 28) and labels.
-    A share `grey` of them keep the grid's grey levels instead of being cut into ink."""
+def lowres(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n coarse-grid versions of randomly chosen digits of (x, y): uint8 (n, 28, 28) and labels."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(y), size=n, replace=n > len(y))
     images = np.zeros((n, 28, 28), np.uint8)
     for i, j in enumerate(pick):
         r = np.random.default_rng((seed, int(j), i))
-        coarse = _coarse(x[j], r)
-        # With grey 0 nothing more is drawn: the same seed gives the same forms as before.
-        images[i] = render(coarse, r, grey=grey > 0 and r.random() < grey)
+        images[i] = render(_coarse(x[j], r), r)
     return images, y[pick].astype(np.int64)

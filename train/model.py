@@ -76,9 +76,7 @@ def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras
     return keras.Model(inputs, outputs, name="reference")
 
 
-def build_canvas(
-    bn_momentum: float = 0.99, seed: int | None = None, elastic: float = 0.0
-) -> keras.Model:
+def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
     """The reference's blocks with 16 filters in the first, without dropout, behind canvas-like
     augmentation (train/augment.py), with fused batch normalisation (421,146 parameters).
 
@@ -92,7 +90,7 @@ def build_canvas(
     time within its target (bench/RESULTS.md).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
-    augmented = canvas_augmentation(seed, elastic)(inputs)
+    augmented = canvas_augmentation(seed)(inputs)
     outputs = classifier(augmented, bn_momentum, seed, dropout=False, fused=True, first_filters=16)
     return keras.Model(inputs, outputs, name="canvas")
 
@@ -102,13 +100,7 @@ def build_canvas(
 ARCHES = {"reference": build_reference, "canvas": build_canvas}
 
 
-def build(
-    arch: str, bn_momentum: float = 0.99, seed: int | None = None, elastic: float = 0.0
-) -> keras.Model:
-    """elastic: the canvas augmentation's elastic distortion, in pixels (0: none)."""
+def build(arch: str, bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
     if arch not in ARCHES:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHES)}")
-    if elastic and arch != "canvas":
-        raise ValueError("elastic distortion is part of the canvas arch's augmentation")
-    extra = {"elastic": elastic} if elastic else {}
-    return ARCHES[arch](bn_momentum=bn_momentum, seed=seed, **extra)
+    return ARCHES[arch](bn_momentum=bn_momentum, seed=seed)

@@ -37,10 +37,11 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
     for (i, j), n in np.ndenumerate(confusion):
         if n:
             light = np.log1p(n) > np.log1p(confusion.max()) / 2
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
-                    color="white" if light else "black")  # fmt: skip
-    ax.set(xticks=range(NUM_CLASSES), yticks=range(NUM_CLASSES),
-           xlabel="predicted", ylabel="true", title="Confusion matrix (test set)")  # fmt: skip
+            colour = "white" if light else "black"
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color=colour)
+    ticks = range(NUM_CLASSES)
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true")
+    ax.set_title("Confusion matrix (test set)")
     fig.colorbar(im, ax=ax, label="log(1 + count)")
     fig.savefig(path, dpi=100, bbox_inches="tight")
 

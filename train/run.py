@@ -1,10 +1,12 @@
 """One training run, from data to an exported version: `run(TrainConfig(...))`.
 
 `python -m train` and the test fixtures both come through here, so what the tests check is what
-users get.
+users get. A run is a few named steps: the models' data, the models (new, or the models of a
+version to fine-tune), one training loop for both, the evaluation, the export.
 """
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,33 @@ if TYPE_CHECKING:
     import keras
 
 RECALIBRATION_IMAGES = 4096
+
+
+@dataclass
+class Split:
+    """One model's training and validation images."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass
+class Trained:
+    """The models a run trained and what its report says about them."""
+
+    arch: str
+    start: finetune.Start | None  # the version fine-tuned, if any
+    models: list["keras.Model"] = field(default_factory=list)
+    histories: list[dict[str, list[float]]] = field(default_factory=list)
+    seconds: float = 0.0
+    # Of the last model; every model's test split and sizes are the same.
+    dataset: data.Dataset | None = None
+    split: Split | None = None
+    bn_momentum: float | None = None
+    recalibrated: int = 0  # batch-norm layers recalibrated in each model
+    repeats: int = 0  # how many times the corrections were repeated in
 
 
 def bn_momentum_for(total_steps: int) -> float:
@@ -58,67 +87,6 @@ def recalibrate_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> 
     return len(layers)
 
 
-def train_member(
-    config: TrainConfig,
-    seed: int,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    epochs: int,
-    steps_per_epoch: int,
-    bn_momentum: float,
-) -> tuple["keras.Model", dict[str, list[float]]]:
-    """One model trained on the training split: (model, the history of its epochs)."""
-    import keras
-
-    model = build(config.arch, bn_momentum=bn_momentum, seed=seed, elastic=config.elastic)
-    val_ds = data.make_dataset(x_val, y_val, 512) if len(y_val) else None
-    monitor = "val_loss" if val_ds is not None else "loss"
-    callbacks = [
-        # Keras logs the rate only when it is a plain number; the curves plot wants it always.
-        keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: logs.setdefault(
-                "learning_rate", float(model.optimizer.learning_rate)
-            )
-        ),
-    ]
-    if config.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=steps_per_epoch * epochs, alpha=0.02
-        )
-    elif config.lr_schedule == "plateau":
-        learning_rate = config.learning_rate
-        # Early stopping belongs to this schedule only. A cosine run ends when its rate has
-        # decayed; stopped early and rolled back to its best validation loss, it ends on weights
-        # from before the rate came down (the canvas arch's validation loss creeps up in its
-        # last epochs while its accuracy still rises, and a run stopped early ends less accurate;
-        # bench/RESULTS.md).
-        callbacks += [
-            keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5, patience=1, min_lr=1e-5),
-            keras.callbacks.EarlyStopping(
-                monitor, patience=config.early_stopping_patience, restore_best_weights=True
-            ),
-        ]
-    else:
-        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: cosine or plateau")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle_seed=seed)
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=config.verbose,
-        shuffle=False,  # the tf.data pipeline shuffles
-    )
-    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
-
-
 def average(members: list["keras.Model"], arch: str) -> "keras.Model":
     """One model whose output is the mean of the members' probabilities (still a softmax)."""
     import keras
@@ -133,11 +101,224 @@ def average(members: list["keras.Model"], arch: str) -> "keras.Model":
 def with_config_forms(source: data.Dataset, config: TrainConfig, seed: int) -> data.Dataset:
     """The source with the forms that `config` asks for, drawn with `seed`."""
     return data.with_forms(
-        source, config.continental_forms, config.lowres_forms, seed, uji=config.uji_forms,
-        continental_digits=config.continental_digits, redrawn=config.redrawn_forms,
-        lowres_source=config.lowres_source, lowres_grey=config.lowres_grey,
-        optdigits=config.optdigits_forms, uji_bend=config.uji_bend,
-    )  # fmt: skip
+        source,
+        config.continental_forms,
+        config.lowres_forms,
+        seed,
+        uji=config.uji_forms,
+        optdigits=config.optdigits_forms,
+        uji_bend=config.uji_bend,
+    )
+
+
+def model_data(
+    config: TrainConfig, source: data.Dataset, corrections, seed: int
+) -> tuple[data.Dataset, Split, int]:
+    """The data of the model of `seed`: its own drawn forms and validation split, so that models
+    differ as much as separate runs do; the corrections mixed in (and how many times)."""
+    dataset = with_config_forms(source, config, seed)
+    x, y = dataset.x_train, dataset.y_train
+    x, y, x_val, y_val = data.split_validation(x, y, config.val_fraction, seed, config.limit)
+    repeats = 0
+    if corrections is not None:
+        x, y, repeats = feedback_data.mix(x, y, corrections, config.feedback_share, seed)
+    return dataset, Split(x, y, x_val, y_val), repeats
+
+
+def fit(
+    model: "keras.Model",
+    split: Split,
+    config: TrainConfig,
+    learning_rate: float,
+    epochs: int,
+    seed: int,
+) -> dict[str, list[float]]:
+    """The training loop of new models and fine-tunes alike: Adam with a cosine decay from
+    `learning_rate` to 2% of it over the run. Returns the history of its epochs."""
+    import keras
+
+    val_ds = data.make_dataset(split.x_val, split.y_val, 512) if len(split.y_val) else None
+    # Keras logs the rate only when it is a plain number; the curves plot wants it always.
+    log_rate = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: logs.setdefault(
+            "learning_rate", float(model.optimizer.learning_rate)
+        )
+    )
+    steps = -(-len(split.y_train) // config.batch_size) * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        data.make_dataset(split.x_train, split.y_train, config.batch_size, shuffle_seed=seed),
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=[log_rate],
+        verbose=config.verbose,
+        shuffle=False,  # the tf.data pipeline shuffles
+    )
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def print_plan(config: TrainConfig, trained: Trained, count: int, epochs: int, corrections):
+    split, steps_per_epoch = trained.split, -(-len(trained.split.y_train) // config.batch_size)
+    print(
+        f"data {trained.dataset.name}: {len(split.y_train)} train, {len(split.y_val)} validation, "
+        f"{len(trained.dataset.y_test)} test; arch {trained.arch}, "
+        + (f"{count} models of " if count > 1 else "")
+        + f"{epochs} epochs of {steps_per_epoch} steps, "
+        f"batch norm momentum {trained.bn_momentum:.3f}",
+        flush=True,
+    )
+    if corrections is not None:
+        print(
+            f"feedback {corrections.where}: {len(corrections.y_train)} digits to train "
+            f"on, each {trained.repeats}x; {len(corrections.y_aside)} held aside"
+            + (f"; fine-tuning version {trained.start.version}" if trained.start else ""),
+            flush=True,
+        )
+
+
+def train_models(
+    config: TrainConfig, source: data.Dataset, start, start_models, corrections
+) -> Trained:
+    """Each model in turn, the one-model run of its seed bit for bit: new ones, or the models of
+    the version `start` fine-tuned, however many it averages."""
+    import keras
+
+    trained = Trained(start.metrics.get("arch", "-") if start else config.arch, start)
+    count = len(start_models) if start_models else config.members
+    for member in range(count):
+        seed = config.seed + member
+        if member:
+            keras.utils.set_random_seed(seed)
+            print(f"model {member + 1} of {count}: seed {seed}", flush=True)
+        trained.dataset, split, trained.repeats = model_data(config, source, corrections, seed)
+        trained.split = split
+        steps_per_epoch = -(-len(split.y_train) // config.batch_size)
+        epochs = config.epochs or (
+            FINETUNE_EPOCHS if start else max(1, round(DEFAULT_STEPS / steps_per_epoch))
+        )
+        trained.bn_momentum = bn_momentum_for(steps_per_epoch * epochs)
+        if not member:
+            print_plan(config, trained, count, epochs, corrections)
+        started = time.perf_counter()
+        if start_models:
+            model = start_models[member]
+            learning_rate = config.learning_rate * finetune.LEARNING_RATE_FACTOR
+        else:
+            model = build(config.arch, bn_momentum=trained.bn_momentum, seed=seed)
+            learning_rate = config.learning_rate
+        trained.histories.append(fit(model, split, config, learning_rate, epochs, seed))
+        trained.seconds += time.perf_counter() - started
+        # 4,096 images pin the statistics down to well under 1% and take seconds.
+        images = data.to_model_input(split.x_train[:RECALIBRATION_IMAGES]).numpy()
+        trained.recalibrated = recalibrate_batch_norm(model, images)
+        trained.models.append(model)
+    return trained
+
+
+def evaluate(
+    config: TrainConfig, trained: Trained, model, x_test: np.ndarray, corrections
+) -> tuple[dict, np.ndarray]:
+    """metrics.json's figures of the model on the test split, and its probabilities there."""
+    dataset, split = trained.dataset, trained.split
+    probabilities = model.predict(x_test, batch_size=512, verbose=0)
+    results = report.evaluate(probabilities, dataset.y_test)
+    member_accuracies = [results["test_accuracy"]]
+    if len(trained.models) > 1:
+        each = [m.predict(x_test, batch_size=512, verbose=0) for m in trained.models]
+        member_accuracies = [report.evaluate(p, dataset.y_test)["test_accuracy"] for p in each]
+    # One model after the other, as they were trained: the curves start again at each member.
+    history = {k: [v for h in trained.histories for v in h[k]] for k in trained.histories[0]}
+    epochs_run = len(history.get("loss", []))
+    metrics = {
+        **results,
+        "arch": trained.arch,
+        "members": len(trained.models),
+        "member_test_accuracies": member_accuracies,
+        "parameters": int(model.count_params()),
+        "dataset": {
+            "source": dataset.name,
+            "train": len(split.y_train),
+            "validation": len(split.y_val),
+            "test": len(dataset.y_test),
+        },
+        "epochs": epochs_run,
+        "training_seconds": round(trained.seconds, 1),
+        "seconds_per_epoch": round(trained.seconds / max(epochs_run, 1), 1),
+        # A fine-tune keeps the version's own batch-norm layers.
+        "bn_momentum": None if trained.start else trained.bn_momentum,
+        "bn_recalibrated_layers": trained.recalibrated,  # in each model
+        "config": config.as_dict(),
+        "history": history,
+    }
+    if trained.start is not None:
+        metrics["from_version"] = trained.start.version
+    if corrections is not None:
+        metrics["feedback"] = feedback_figures(config, trained, model, corrections, results)
+    return metrics, probabilities
+
+
+def feedback_figures(config: TrainConfig, trained: Trained, model, corrections, results) -> dict:
+    """The corrections before and after: compared with the version fine-tuned, else with the
+    newest one (what is served now)."""
+    base_path, dataset = Path(config.model_base_path), trained.dataset
+    before = trained.start
+    if before is None and list_versions(base_path):
+        before = finetune.resolve(base_path, "latest")
+    mnist_before = None
+    if before is not None:
+        mnist_before = finetune.version_accuracy(before.path, dataset.x_test, dataset.y_test)
+    return feedback_data.figures(
+        corrections,
+        before,
+        model,
+        trained.repeats,
+        config.feedback_share,
+        mnist_before,
+        results["test_accuracy"],
+    )
+
+
+def export(config: TrainConfig, model, metrics: dict, x_test, y_test, probabilities) -> Path:
+    """The model as the next version, with its metrics and plots; its folder."""
+
+    def write_plots(assets: Path) -> None:
+        confusion = np.array(metrics["confusion_matrix"])
+        report.plot_confusion(confusion, assets / report.CONFUSION_PNG)
+        report.plot_misclassified(x_test, y_test, probabilities, assets / report.MISCLASSIFIED_PNG)
+        report.plot_history(metrics["history"], assets / report.CURVES_PNG)
+
+    return export_version(
+        model,
+        Path(config.model_base_path),
+        metrics,
+        version=config.version,
+        warmup_images=x_test[:8],
+        extras=write_plots,
+    )
+
+
+def print_result(path: Path, metrics: dict) -> None:
+    assets, test = path / "assets.extra", metrics["dataset"]["test"]
+    if metrics["members"] > 1:
+        alone = ", ".join(f"{a:.2%}" for a in metrics["member_test_accuracies"])
+        print(f"test accuracy of each model alone: {alone}", flush=True)
+    print(
+        f"test accuracy {metrics['test_accuracy']:.2%} on {test} images; "
+        f"trained {metrics['epochs']} epochs in {metrics['training_seconds']:.0f} s\n"
+        f"exported {path}\n"
+        f"  metrics   {assets / 'metrics.json'}\n"
+        f"  confusion {assets / report.CONFUSION_PNG}\n"
+        f"  mistakes  {assets / report.MISCLASSIFIED_PNG}\n"
+        f"  curves    {assets / report.CURVES_PNG}",
+        flush=True,
+    )
+    if "feedback" in metrics:
+        print(feedback_data.summary(metrics["feedback"]), flush=True)
 
 
 def run(config: TrainConfig) -> Path:
@@ -151,150 +332,17 @@ def run(config: TrainConfig) -> Path:
         raise VersionError(f"{base_path / str(config.version)} exists already; choose another")
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same weights (CPU)
-
     # A version to fine-tune, and the corrections, are checked before the data are loaded.
     start = finetune.resolve(base_path, config.from_version) if config.from_version else None
-    start_members = finetune.load_members(start) if start else None
-    # A fine-tune trains the version's own models, however many it averages.
-    count = len(start_members) if start_members else config.members
-    arch = start.metrics.get("arch", "-") if start else config.arch
+    start_models = finetune.load_members(start) if start else None
     corrections = feedback_data.load(config.feedback) if config.feedback else None
     source = data.load(config.data)
-    members, histories, train_seconds, repeats = [], [], 0.0, 0
-    for member in range(count):
-        # Each model is the one-model run of its seed, bit for bit: its own drawn forms and
-        # validation split too, so that models differ as much as separate runs do.
-        seed = config.seed + member
-        if member:
-            keras.utils.set_random_seed(seed)
-            print(f"model {member + 1} of {count}: seed {seed}", flush=True)
-        dataset = with_config_forms(source, config, seed)
-        x_train, y_train, x_val, y_val = data.split_validation(
-            dataset.x_train, dataset.y_train, config.val_fraction, seed, config.limit
-        )
-        if corrections is not None:
-            x_train, y_train, repeats = feedback_data.mix(
-                x_train, y_train, corrections, config.feedback_share, seed
-            )
-        steps_per_epoch = -(-len(y_train) // config.batch_size)
-        epochs = config.epochs or (
-            FINETUNE_EPOCHS if start else max(1, round(DEFAULT_STEPS / steps_per_epoch))
-        )
-        bn_momentum = config.bn_momentum or bn_momentum_for(steps_per_epoch * epochs)
-        if not member:
-            print(
-                f"data {dataset.name}: {len(y_train)} train, {len(y_val)} validation, "
-                f"{len(dataset.y_test)} test; arch {arch}, "
-                + (f"{count} models of " if count > 1 else "")
-                + f"{epochs} epochs of {steps_per_epoch} steps, "
-                f"batch norm momentum {bn_momentum:.3f}",
-                flush=True,
-            )
-            if corrections is not None:
-                print(
-                    f"feedback {corrections.where}: {len(corrections.y_train)} digits to train "
-                    f"on, each {repeats}x; {len(corrections.y_aside)} held aside"
-                    + (f"; fine-tuning version {start.version}" if start else ""),
-                    flush=True,
-                )
-        started = time.perf_counter()
-        if start_members is not None:
-            model, history = finetune.finetune(
-                start_members[member], config.learning_rate, config.batch_size, seed,
-                x_train, y_train, x_val, y_val, epochs, config.verbose,
-            )  # fmt: skip
-        else:
-            model, history = train_member(
-                config, seed, x_train, y_train, x_val, y_val, epochs, steps_per_epoch, bn_momentum
-            )
-        train_seconds += time.perf_counter() - started
-        # 4,096 images pin the statistics down to well under 1% and take seconds.
-        recalibrated = recalibrate_batch_norm(
-            model, data.to_model_input(x_train[:RECALIBRATION_IMAGES]).numpy()
-        )
-        members.append(model)
-        histories.append(history)
-    model = members[0] if len(members) == 1 else average(members, arch)
 
-    x_test = data.to_model_input(dataset.x_test).numpy()
-    probabilities = model.predict(x_test, batch_size=512, verbose=0)
-    results = report.evaluate(probabilities, dataset.y_test)
-    # One model after the other, as they were trained: the curves start again at each member.
-    history_lists = {k: [v for h in histories for v in h[k]] for k in histories[0]}
-    epochs_run = len(history_lists.get("loss", []))
-    member_results = [results]
-    if len(members) > 1:
-        member_results = [
-            report.evaluate(m.predict(x_test, batch_size=512, verbose=0), dataset.y_test)
-            for m in members
-        ]
-    member_accuracies = [r["test_accuracy"] for r in member_results]
-
-    metrics = {
-        **results,
-        "arch": arch,
-        "members": count,
-        "member_test_accuracies": member_accuracies,
-        "parameters": int(model.count_params()),
-        "dataset": {
-            "source": dataset.name,
-            "train": len(y_train),
-            "validation": len(y_val),
-            "test": len(dataset.y_test),
-        },
-        "epochs": epochs_run,
-        "training_seconds": round(train_seconds, 1),
-        "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 1),
-        "bn_momentum": bn_momentum,
-        "bn_recalibrated_layers": recalibrated,  # in each model
-        "config": config.as_dict(),
-        "history": history_lists,
-    }
-    if start is not None:
-        metrics["from_version"] = start.version
-        metrics["bn_momentum"] = None  # the version's own: a fine-tune keeps its layers
-    if corrections is not None:
-        # Compared with the version fine-tuned, else with the newest one (what is served now).
-        before = start
-        if before is None and list_versions(base_path):
-            before = finetune.resolve(base_path, "latest")
-        mnist_before = None
-        if before is not None:
-            mnist_before = finetune.version_accuracy(before.path, dataset.x_test, dataset.y_test)
-        metrics["feedback"] = feedback_data.figures(
-            corrections, before, model, repeats, config.feedback_share, mnist_before,
-            results["test_accuracy"],
-        )  # fmt: skip
-
-    def write_plots(assets: Path) -> None:
-        report.plot_confusion(np.array(results["confusion_matrix"]), assets / report.CONFUSION_PNG)
-        report.plot_misclassified(
-            x_test, dataset.y_test, probabilities, assets / report.MISCLASSIFIED_PNG
-        )
-        report.plot_history(history_lists, assets / report.CURVES_PNG)
-
-    path = export_version(
-        model,
-        base_path,
-        metrics,
-        version=config.version,
-        warmup_images=x_test[:8],
-        extras=write_plots,
-    )
-    assets = path / "assets.extra"
-    if len(members) > 1:
-        alone = ", ".join(f"{a:.2%}" for a in member_accuracies)
-        print(f"test accuracy of each model alone: {alone}", flush=True)
-    print(
-        f"test accuracy {results['test_accuracy']:.2%} on {len(dataset.y_test)} images; "
-        f"trained {epochs_run} epochs in {train_seconds:.0f} s\n"
-        f"exported {path}\n"
-        f"  metrics   {assets / 'metrics.json'}\n"
-        f"  confusion {assets / report.CONFUSION_PNG}\n"
-        f"  mistakes  {assets / report.MISCLASSIFIED_PNG}\n"
-        f"  curves    {assets / report.CURVES_PNG}",
-        flush=True,
-    )
-    if corrections is not None:
-        print(feedback_data.summary(metrics["feedback"]), flush=True)
+    trained = train_models(config, source, start, start_models, corrections)
+    models = trained.models
+    model = models[0] if len(models) == 1 else average(models, trained.arch)
+    x_test, y_test = data.to_model_input(trained.dataset.x_test).numpy(), trained.dataset.y_test
+    metrics, probabilities = evaluate(config, trained, model, x_test, corrections)
+    path = export(config, model, metrics, x_test, y_test, probabilities)
+    print_result(path, metrics)
     return path

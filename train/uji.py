@@ -27,11 +27,9 @@ CANVAS = 280  # the app's canvas, pixels a side
 # balanced; W01 is in the dev set, which then holds 13 writers (260 digits), training 12 (240).
 DEV_WRITERS = frozenset(
     f"trn_{w}"
-    for w in (
-        "UJI_W01", "UPV_W20", "UPV_W23", "UPV_W26", "UPV_W29", "UPV_W32", "UPV_W35",
-        "UPV_W38", "UPV_W41", "UPV_W50", "UPV_W53", "UPV_W56", "UPV_W59",
-    )
-)  # fmt: skip
+    for w in "UJI_W01 UPV_W20 UPV_W23 UPV_W26 UPV_W29 UPV_W32 UPV_W35 UPV_W38 UPV_W41 UPV_W50 "
+    "UPV_W53 UPV_W56 UPV_W59".split()
+)
 
 _WORD = re.compile(r"WORD (\d) (\S+)-(\d+)$")
 _NUMSTROKES = re.compile(r"NUMSTROKES (\d+)$")
@@ -82,8 +80,8 @@ def read(path: Path = UJI_FILE) -> list[UjiDigit]:
                 )
             strokes.append(values.reshape(-1, 2))
         if len(strokes) != n_strokes or not n_strokes:
-            raise UjiError(f"{path}:{rows[i + 1][0]}: {n_strokes} strokes announced, "
-                           f"{len(strokes)} found")  # fmt: skip
+            found = len(strokes)
+            raise UjiError(f"{path}:{rows[i + 1][0]}: {n_strokes} strokes announced, {found} found")
         digit, writer, sample = int(word.group(1)), word.group(2), int(word.group(3))
         digits.append(UjiDigit(digit, writer, sample, tuple(strokes)))
         i += 2 + n_strokes
