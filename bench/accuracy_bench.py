@@ -24,7 +24,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import settings
@@ -50,15 +49,6 @@ class EvalSet:
     crops: list[bytes] | None = None  # the client's crop of each image, PNG; b"": no ink
     whole: list[bytes] | None = None  # each image as a PNG; None: the crops are the images
     writers: np.ndarray | None = None  # (N,) str: who wrote each digit, for sets of real writers
-
-
-def png_of(image: np.ndarray) -> bytes:
-    """A uint8 grey, RGB or RGBA image as PNG bytes (OpenCV writes BGR(A))."""
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        image = cv2.cvtColor(
-            image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-        )
-    return client_preprocess.encode_png(image)
 
 
 def _pack(pngs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +83,7 @@ def preprocess(name: str, samples, writers: list[str] | None = None) -> EvalSet:
         labels.append(label)
         crop = client_preprocess.digit_crops(canvas, split=False)
         crops.append(client_preprocess.encode_png(crop[0]) if crop else b"")
-        whole.append(png_of(canvas))
+        whole.append(client_preprocess.encode_png(canvas))
     return EvalSet(
         name,
         np.stack(images),

@@ -103,7 +103,11 @@ def _crop(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """A uint8 image as PNG bytes."""
+    """A uint8 grey, RGB or RGBA image as PNG bytes: a digit's crop, or a drawing to store."""
+    if image.ndim == 3 and image.shape[2] in (3, 4):  # OpenCV writes BGR(A)
+        image = cv2.cvtColor(
+            image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        )
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")
