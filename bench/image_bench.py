@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 import settings
-from bench import devsets
 from bench.image_reference import to_mnist
 from bench.serving_bench import free_port, latest_version, start_server
 from client import preprocess
+from train import devsets
 
 PATH = f"/v1/models/{settings.MODEL_NAME}:predict"
 DRAWINGS = 20

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bench import devsets
+from train import devsets
 
 
 @pytest.fixture(scope="module")

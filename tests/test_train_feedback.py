@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 import settings
-from bench.devsets import sklearn_digits
 from bench.image_reference import split_digits
 from export.saved_model import ASSETS_EXTRA, KERAS_FILE
 from feedback.split import held_aside
@@ -18,6 +17,7 @@ from feedback.store import open_store
 from train.__main__ import main as train_main
 from train.__main__ import parse_args
 from train.data import to_model_input
+from train.devsets import sklearn_digits
 from train.finetune import load_members, load_model, resolve, version_accuracy
 
 DRAWINGS = 30

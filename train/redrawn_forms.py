@@ -5,7 +5,7 @@ round ends. `redrawn(x, y, n, seed)` thins n MNIST training digits to their one-
 draws that skeleton again with a round pen of random width (every pixel within the pen's radius
 of the skeleton is ink, with an antialiased edge), then normalises like MNIST.
 
-The dev sets' redrawn MNIST (bench/devsets.py) is drawn from MNIST test digits by other code
+The dev sets' redrawn MNIST (train/devsets.py) is drawn from MNIST test digits by other code
 (polylines between skeleton pixels on a canvas, then the client's preprocessing); these forms
 come from training digits only.
 """

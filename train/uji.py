@@ -6,7 +6,7 @@ a drawing: each stroke its own polyline with a round pen, on a 280x280 RGBA imag
 and the coverage in alpha. `training_forms()` draws the training writers' digits many times, with
 random pens, sizes, slants and positions, as 28x28 MNIST-style training images.
 
-The writers in DEV_WRITERS never reach training: bench/devsets.py scores the model on them.
+The writers in DEV_WRITERS never reach training: train/devsets.py scores the model on them.
 """
 
 import re
