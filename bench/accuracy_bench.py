@@ -175,7 +175,7 @@ def predict(folder: Path, images: np.ndarray) -> np.ndarray:
     """Top probabilities and digits from the version's serving signature: (N, 10)."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(folder)).signatures[settings.SIGNATURE_NAME]
     out = [
         serve(image=tf.constant(images[i : i + 1000, ..., None]))["probabilities"].numpy()
         for i in range(0, len(images), 1000)

@@ -48,7 +48,7 @@ def canvas_png(canvas: np.ndarray) -> bytes:
 def signature_probabilities(version: Path, images: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(version)).signatures[settings.SIGNATURE_NAME]
     x = tf.constant(images.reshape(-1, 28, 28, 1).astype(np.float32))
     return serve(image=x)["probabilities"].numpy()
 

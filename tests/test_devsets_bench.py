@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bench import accuracy_bench
+from settings import SIGNATURE_NAME
 from train import devsets
 
 
@@ -114,7 +115,7 @@ def test_a_version_without_predict_image_is_benched_the_old_way(tiny_model_base,
 
     loaded = tf.saved_model.load(str(tiny_model_base / "1"))
     old = tmp_path / "mnist" / "1"
-    tf.saved_model.save(loaded, str(old), signatures=loaded.signatures["serving_default"])
+    tf.saved_model.save(loaded, str(old), signatures=loaded.signatures[SIGNATURE_NAME])
     sets = [canvases_set("continental_1", devsets.continental_1(n=2), 2)]
     result = accuracy_bench.evaluate(old, sets)
     assert accuracy_bench.parity(old, sets, result["probabilities"]) is None

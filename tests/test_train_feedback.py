@@ -37,7 +37,7 @@ def store(tmp_path_factory) -> str:
 
 
 def signature_digits(version_path, images: np.ndarray) -> np.ndarray:
-    serve = tf.saved_model.load(str(version_path)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(version_path)).signatures[settings.SIGNATURE_NAME]
     return serve(image=to_model_input(images))["digit"].numpy()
 
 
@@ -116,7 +116,7 @@ def test_a_version_averaging_two_models_is_fine_tuned_model_by_model(store, tmp_
     images = np.random.default_rng(2).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     x = to_model_input(images).numpy()
     expected = np.mean([m.predict(x, verbose=0) for m in after], axis=0)
-    serve = tf.saved_model.load(str(base / "2")).signatures["serving_default"]
+    serve = tf.saved_model.load(str(base / "2")).signatures[settings.SIGNATURE_NAME]
     np.testing.assert_allclose(serve(image=x)["probabilities"].numpy(), expected, atol=1e-6)
 
 
