@@ -20,9 +20,8 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from conftest import free_port, png_of_size, start_server, start_until, stop_server
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from test_client_api import free_port, start_server, start_until, stop_server
-from test_serving_hardening import png_of_size
 
 import settings
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import start_server, stop_server
 from postgres import new_database, postgres_server
-from test_client_api import start_server, stop_server
 
 import settings
 from client.__main__ import main as client_main
@@ -47,10 +47,10 @@ def test_a_drawing_keeps_everything_a_correction_needs(location):
     probabilities = np.full((2, 10), 0.05)
     probabilities[:, 1] = 0.55
     first, second = digit(0), digit(1)
+    answer = {"prediction": "11", "probabilities": probabilities}
     drawing_id = store.add(
-        PNG, [first, second], "17", "canvas", prediction="11", probabilities=probabilities,
-        model_name="mnist", model_version=3,
-    )  # fmt: skip
+        PNG, [first, second], "17", "canvas", **answer, model_name="mnist", model_version=3
+    )
     (found,) = store.drawings()
     assert found.id == drawing_id
     assert (found.label, found.prediction, found.source) == ("17", "11", "canvas")

@@ -18,7 +18,7 @@ import re
 import secrets
 import shlex
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +28,7 @@ import kubernetes_validate
 import pytest
 import requests
 import yaml
+from conftest import free_port, start_until, stop_server
 from google.protobuf import text_format
 from kubernetes_validate.utils import latest_version
 from postgres import POSTGRES_BIN, postgres_server
@@ -462,18 +463,13 @@ def test_readiness_fails_while_the_version_loads(objects, fake_serving):  # noqa
 
 
 def test_readiness_fails_when_nothing_listens(objects):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
-    assert readiness(objects, free).returncode != 0
+    assert readiness(objects, free_port()).returncode != 0
 
 
 @pytest.fixture(scope="module")
 def cluster_config_server(objects, tiny_model_base, tmp_path_factory):
     """`python -m serving`, our TF Serving REST server, with the ConfigMap's files and flags and a
     store holding version 1: a fresh cluster's serving pod."""
-    from test_serving_hotswap import free_port, wait_for
-
     root = tmp_path_factory.mktemp("cluster") / "models"
     shutil.copytree(tiny_model_base / "1", root / settings.MODEL_NAME / "1")
     config = mounted_config(objects, root.parent / "etc")
@@ -483,21 +479,16 @@ def cluster_config_server(objects, tiny_model_base, tmp_path_factory):
     command = [sys.executable, "-m", "serving", "--models_root", str(root)]
     command += ["--rest_api_port", str(rest_port)]
     command += [flag.replace(CONFIG_DIR, str(config)) for flag in flags]
-    log = root.parent / "server.log"
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{rest_port}"
 
     def serving() -> bool:
-        assert process.poll() is None, f"the server stopped:\n{log.read_text()}"
         return requests.get(url + STATUS_PATH, timeout=5).ok
 
+    process = start_until(command, root.parent / "server.log", serving, "the server", 180)
     try:
-        wait_for(serving, 180, "the server")
         yield rest_port, url
     finally:
-        process.kill()
-        process.wait()
+        stop_server(process, signal.SIGKILL)
 
 
 def test_a_fresh_clusters_config_serves_and_its_probes_pass(objects, cluster_config_server):
@@ -829,10 +820,7 @@ def test_the_databases_readiness_probe_asks_the_server(objects, feedback_db_serv
         return subprocess.run(moved, capture_output=True, timeout=20, env=path).returncode
 
     assert probe(port_) == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
-    assert probe(free) != 0
+    assert probe(free_port()) != 0
 
 
 def test_the_runbooks_backup_restores_the_store(feedback_db_server, tmp_path):
