@@ -183,6 +183,9 @@ def test_cli_add_stats_export_delete(server, tmp_path, capsys):
     add = ["add", "--db", db, "--server", server, "--label"]
     assert client_main([*add, "7", *map(str, sevens)]) == 0
     assert f"added 12 drawings of 7; the store now holds 12 ({db})" in capsys.readouterr().out
+    # Where the command was before, it says where it is now.
+    assert feedback_main([*add, "7", str(sevens[0])]) == 2
+    assert "error: images are added with `python -m client add`" in capsys.readouterr().err
 
     # Files it cannot use are named with the reason; the others are added.
     bad = tmp_path / "notes.png"
