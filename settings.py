@@ -60,14 +60,35 @@ CHROMIUM_ARGS: list[str] = [
     "--disable-sync",
 ]
 
-# The signature that takes encoded images (PNG, JPEG, GIF, BMP) and normalises them in the model's
-# graph, beside serving_default's 28x28 digits: export/saved_model.py writes it, the client asks it.
+# The app's drawing canvas, pixels a side: what the browser sends, what the dev sets
+# (train/devsets.py) and the UJI strokes (train/uji.py) are drawn on, and what the warmup's images
+# are enlarged to (export/saved_model.py).
+CANVAS_SIZE: int = 280
+
+# The model's signatures (export/saved_model.py writes them). SIGNATURE_NAME takes 28x28 digits:
+# TF Serving's default signature key, the one a request that names none gets (our server's too).
+# IMAGE_SIGNATURE_NAME takes encoded images (PNG, JPEG, GIF, BMP) and normalises them in the
+# model's graph; the client asks it.
+SIGNATURE_NAME: str = "serving_default"
 IMAGE_SIGNATURE_NAME: str = "predict_image"
 
 # Larger images are refused before decoding, which alone would take gigabytes of memory: a small
 # compressed file can hold a huge image. More than any phone camera's photo. The model's graph
 # (export/image_preprocessing.py) and the app's upload (client/preprocess.py) both refuse them.
 MAX_PIXELS: int = 50_000_000
+# The longest side the model's graph works on: it shrinks a larger image to this first, since a
+# digit needs far fewer pixels and its work grows with the area. The app shrinks uploads further,
+# by its crop margin, so that the graph never shrinks a crop the app sends (client/preprocess.py).
+MAX_SIDE: int = 1024
+
+# MNIST's four IDX file names, which `python -m train --data idx:DIR` reads (train/data.py; each
+# may also be gzipped) and the feedback store exports (feedback/idx.py).
+IDX_FILES: dict[str, str] = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 
 # What counts as ink: the client finds it to cut a drawing into digits, and the model's graph
 # (export/image_preprocessing.py) finds it again in each digit's crop, so both read these.

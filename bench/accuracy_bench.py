@@ -5,7 +5,7 @@
     python -m bench.accuracy_bench models/mnist/3 models/mnist/4 --average   # and their mean
 
 Each path is a model base path (all its numeric versions) or one version folder. Dev set
-canvases (bench/devsets.py) are cut by the client (client/preprocess.py) and normalised by
+canvases (train/devsets.py) are cut by the client (client/preprocess.py) and normalised by
 bench/image_reference.py's `to_mnist`, the Python twin of the predict_image graph (as good as the
 same answers, bench/RESULTS.md), then go through the version's `serving_default` signature.
 Prints one table per version (accuracy per set, worst confusions), the "not sure" analysis (how
@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 import settings
-from bench import devsets, image_reference
+from bench import image_reference
 from bench.image_reference import to_mnist
 from client import preprocess as client_preprocess
 from client.results import NOT_SURE_BELOW
+from train import devsets
 
 CACHE_DIR = settings.ROOT / "runs" / "devsets-cache"
 THRESHOLDS = tuple(sorted({0.5, 0.6, 0.7, 0.8, 0.9, 0.95, NOT_SURE_BELOW}))
@@ -145,7 +146,7 @@ def predict(folder: Path, images: np.ndarray) -> np.ndarray:
     """Top probabilities and digits from the version's serving signature: (N, 10)."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(folder)).signatures[settings.SIGNATURE_NAME]
     out = [
         serve(image=tf.constant(images[i : i + 1000, ..., None]))["probabilities"].numpy()
         for i in range(0, len(images), 1000)
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.mnist is None:
         raise SystemExit("no MNIST folder: give --mnist DIR or set MNIST_DIR")
     mnist = load_mnist_test(args.mnist)
-    print("dev sets (bench/devsets.py -> client/preprocess.py -> bench/image_reference.py):")
+    print("dev sets (train/devsets.py -> client/preprocess.py -> bench/image_reference.py):")
     sets = [mnist, *build_dev_sets(mnist, args.n, args.seed)]
     results = {}
     for folder in folders:

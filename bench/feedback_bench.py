@@ -4,7 +4,7 @@ cost on MNIST and in time.
     MNIST_DIR=/path/to/mnist python -m bench.feedback_bench [--start models/mnist/1]
 
 A few hundred of scikit-learn's real handwritten digits (13 writers), drawn onto the canvas as the
-browser sends them (bench/devsets.py), go into a new feedback store as people's corrections,
+browser sends them (train/devsets.py), go into a new feedback store as people's corrections,
 each with what the starting version read. Then the update, timed as a person runs it:
 
     python -m train --data idx:$MNIST_DIR --feedback STORE --from-version latest
@@ -31,9 +31,9 @@ import numpy as np
 from PIL import Image
 
 import settings
-from bench import devsets
 from bench.image_reference import to_mnist
 from export.versions import list_versions
+from train import devsets
 
 TARGET_SECONDS = 180
 TARGET_MNIST_DROP = 0.002
@@ -48,7 +48,7 @@ def canvas_png(canvas: np.ndarray) -> bytes:
 def signature_probabilities(version: Path, images: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(version)).signatures[settings.SIGNATURE_NAME]
     x = tf.constant(images.reshape(-1, 28, 28, 1).astype(np.float32))
     return serve(image=x)["probabilities"].numpy()
 

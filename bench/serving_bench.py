@@ -96,7 +96,7 @@ def load_calls(version: Path):
     from serving.versions import graph_call
 
     loaded = tf.saved_model.load(str(version))
-    signature = loaded.signatures["serving_default"]
+    signature = loaded.signatures[settings.SIGNATURE_NAME]
     graph = graph_call(signature)
 
     def call(images: np.ndarray) -> None:

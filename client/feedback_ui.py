@@ -7,19 +7,17 @@ The store is the one FEEDBACK_DB names (settings.feedback_db: the environment, e
 """
 
 import hashlib
-import io
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 import settings
 from client import api, preprocess, results
 from feedback.idx import idx_zip
 from feedback.split import HELD_ASIDE_PERCENT, held_aside, held_aside_mask
-from feedback.store import Store, StoreError, open_store
+from feedback.store import Store, StoreError, open_store, plural
 
 SAVED = "feedback-saved"  # session state: drawing key -> ("ok" | "error", message)
 PER_PAGE = 24  # drawings a page of the gallery shows
@@ -46,16 +44,6 @@ def pages(draw_page: Callable[[], None]) -> None:
             ),
         ]
     ).run()
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _png(image: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG")
-    return out.getvalue()
 
 
 def _save(record: dict, label_from: str | None, label: str | None, drawing: str) -> None:
@@ -95,7 +83,7 @@ def offer(
         st.success(said[1])
         return
     record = {
-        "png": _png(image),
+        "png": preprocess.encode_png(image),
         "digit_images": digits,
         "source": source,
         "prediction": number,
@@ -104,19 +92,24 @@ def offer(
         "model_version": answer.version,
     }
     key = f"feedback-{source}-{drawing}"
+
+    def saves(label_from: str | None, label: str | None) -> dict:
+        """A button's on_click and args: store the record with this label (or the field's)."""
+        return {"on_click": _save, "args": (record, label_from, label, drawing)}
+
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
-    row.button("Right", key=f"{key}-right", type="primary", on_click=_save,
-               args=(record, None, number, drawing))  # fmt: skip
+    row.button("Right", key=f"{key}-right", type="primary", **saves(None, number))
     row.markdown("Wrong: it is …")
     if len(digits) == 1:
         for d in map(str, range(10)):
-            row.button(d, key=f"{key}-{d}", disabled=d == number, on_click=_save,
-                       args=(record, None, d, drawing))  # fmt: skip
+            row.button(d, key=f"{key}-{d}", disabled=d == number, **saves(None, d))
     else:
-        row.text_input("Wrong: it is …", key=f"{key}-number", placeholder=number,
-                       max_chars=len(digits), label_visibility="collapsed", width=120)  # fmt: skip
-        row.button("Save", key=f"{key}-save", on_click=_save,
-                   args=(record, f"{key}-number", None, drawing))  # fmt: skip
+        field = f"{key}-number"
+        hidden = {"label_visibility": "collapsed", "width": 120}
+        row.text_input(
+            "Wrong: it is …", key=field, placeholder=number, max_chars=len(digits), **hidden
+        )
+        row.button("Save", key=f"{key}-save", **saves(field, None))
     if said:
         st.error(said[1])
 
@@ -201,8 +194,8 @@ def drawings_page() -> None:
         st.info("The server has no version loaded.")
 
     left, middle = st.columns(2)
-    left.download_button("Download as IDX (zip)", idx_zip(found), file_name="drawings-idx.zip",
-                         mime="application/zip", icon="⬇️")  # fmt: skip
+    download = {"file_name": "drawings-idx.zip", "mime": "application/zip", "icon": "⬇️"}
+    left.download_button("Download as IDX (zip)", idx_zip(found), **download)
     with middle.popover("Delete all"):
         sure = st.checkbox(f"Yes, delete all {plural(count, 'drawing')}", key="delete-all-sure")
         if st.button("Delete all", type="primary", disabled=not sure, key="delete-all"):

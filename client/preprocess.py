@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from settings import (
     INK_LEVEL,
     MAX_PIXELS,
+    MAX_SIDE,
     MIN_CONTRAST,
     MIN_PHOTO_PIXELS,
     SMOOTH_GRID,
@@ -23,9 +24,11 @@ from settings import (
     UNEVEN_BORDER,
 )
 
-# Photos are shrunk to this first: digits need far fewer pixels. Under the model's own limit
-# (export/image_preprocessing.py MAX_SIDE), so that the model never shrinks a crop sent from here.
-MAX_UPLOAD_SIDE = 1000
+# Background pixels around each digit's crop: the model reads the background from the border.
+CROP_MARGIN = 2
+# Photos are shrunk to this first: digits need far fewer pixels. A crop with its margins is then
+# within the model's own limit (MAX_SIDE), so that the model never shrinks a crop sent from here.
+MAX_UPLOAD_SIDE = MAX_SIDE - 2 * CROP_MARGIN
 # What an upload may be: the formats the model's predict_image signature sizes before decoding.
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 # A piece of ink this small next to the largest digit is a stray dot, not part of the number.
@@ -34,8 +37,6 @@ STRAY_AREA, STRAY_SIZE = 0.08, 0.3
 # to one digit, such as the two strokes of a 4 or the flag of a 5. Digits of a number therefore
 # need a visible gap between them.
 SAME_DIGIT_GAP = 0.05
-# Background pixels around each digit's crop: the model reads the background from the border.
-CROP_MARGIN = 2
 
 
 class ImageError(ValueError):
@@ -103,7 +104,11 @@ def _crop(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """A uint8 image as PNG bytes."""
+    """A uint8 grey, RGB or RGBA image as PNG bytes: a digit's crop, or a drawing to store."""
+    if image.ndim == 3 and image.shape[2] in (3, 4):  # OpenCV writes BGR(A)
+        image = cv2.cvtColor(
+            image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        )
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")

@@ -3,9 +3,9 @@
 import numpy as np
 
 # Below this top probability the page says "not sure" next to the digit. Chosen from the dev sets
-# (`python -m bench.accuracy_bench`, bench/RESULTS.md) with the default model: at 0.9 about two
-# thirds of the wrong answers are flagged for one right answer in twenty; lower thresholds leave
-# most wrong answers unflagged, higher ones flag too many right ones.
+# with the default model (`python -m bench.accuracy_bench`; its figures, wrong and right answers
+# flagged at each threshold, are in bench/RESULTS.md): lower thresholds leave most wrong answers
+# unflagged, higher ones flag too many right ones.
 NOT_SURE_BELOW = 0.9
 
 

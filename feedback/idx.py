@@ -11,14 +11,7 @@ import numpy as np
 
 from feedback.split import held_aside_mask
 from feedback.store import Digits
-
-# MNIST's four file names, as train/data.py looks for them.
-FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+from settings import IDX_FILES
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -35,8 +28,8 @@ def idx_files(found: Digits) -> dict[str, bytes]:
     parts = {"train": ~aside, "test": aside}
     out = {}
     for split, keep in parts.items():
-        out[FILES[f"{split}_images"]] = idx_bytes(found.images[keep].reshape(-1, 28, 28))
-        out[FILES[f"{split}_labels"]] = idx_bytes(found.labels[keep].astype(np.uint8))
+        out[IDX_FILES[f"{split}_images"]] = idx_bytes(found.images[keep].reshape(-1, 28, 28))
+        out[IDX_FILES[f"{split}_labels"]] = idx_bytes(found.labels[keep].astype(np.uint8))
     return out
 
 

@@ -5,7 +5,7 @@ SQLAlchemy URL (`postgresql://user:password@host/db`, `sqlite:///file`), applies
 the store lacks, and returns a `Store`. Every failure is a `StoreError` whose message is one line
 a person can read.
 
-Several processes may write at once (app replicas, `python -m feedback add` beside the app).
+Several processes may write at once (app replicas, `python -m client add` beside the app).
 SQLite: write-ahead logging lets readers go on while one writes, every transaction takes the
 write lock when it begins (BEGIN IMMEDIATE), so a writer never fails half-way on a lock another
 took meanwhile, and waits up to BUSY_SECONDS for it. PostgreSQL does this by itself; there,
@@ -207,13 +207,18 @@ def _to_uint8(image: np.ndarray) -> bytes:
     return image.tobytes()
 
 
+def plural(count: int, word: str) -> str:
+    """`count` `word`s, in words for a person: "1 drawing", "2 drawings"."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def check_label(label: str, digit_count: int) -> str:
     """The label, stripped, if it is a number with one digit per digit the model saw."""
     label = label.strip()
     if not label or not label.isascii() or not label.isdigit():
         raise StoreError(f"the label must be a number (digits 0-9 only), not {label!r}")
     if len(label) != digit_count:
-        saw = f"{digit_count} digit{'s' if digit_count != 1 else ''}"
+        saw = plural(digit_count, "digit")
         raise StoreError(
             f"the model saw {saw} here, so the label needs {digit_count}, not {len(label)} "
             f"({label}); draw the digits with a small gap between them, and each in one piece"

@@ -36,6 +36,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+import settings
 from serving import classify_regress, tensor_proto
 from serving.batching import can_batch
 from serving.metrics import Metrics
@@ -44,7 +45,6 @@ from serving.versions import Manager, Servable, Signature, servable_id
 
 log = logging.getLogger("serving")
 
-DEFAULT_SIGNATURE = "serving_default"  # kDefaultServingSignatureDefKey
 CLASSIFY_METHOD = "tensorflow/serving/classify"  # kClassifyMethodName
 REGRESS_METHOD = "tensorflow/serving/regress"  # kRegressMethodName
 ERROR_MESSAGE_LIMIT = 1024  # grpc_status_util.cc kErrorMessageLimit
@@ -83,7 +83,7 @@ def prepare_predict(manager: Manager, request: predict_pb2.PredictRequest) -> Pr
     asked for."""
     servable = acquire(manager, request.model_spec)
     try:
-        key = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        key = request.model_spec.signature_name or settings.SIGNATURE_NAME
         proto = servable.signature_defs.get(key)
         signature = servable.signatures.get(key)
         if proto is None or signature is None:
@@ -170,7 +170,7 @@ def regress(manager: Manager, request) -> regression_pb2.RegressionResponse:
 
 
 def _key(request) -> str:
-    return request.model_spec.signature_name or DEFAULT_SIGNATURE
+    return request.model_spec.signature_name or settings.SIGNATURE_NAME
 
 
 def _run_examples(manager: Manager, request, api: str) -> tuple[int, dict, int]:
@@ -255,7 +255,7 @@ def _check_tasks(tasks, servable: Servable) -> list[tuple[str, str]]:
                 "All ModelSpecs in a MultiInferenceRequest must access the same model name."
             )
         model_name = task.model_spec.name
-        key = task.model_spec.signature_name or DEFAULT_SIGNATURE
+        key = task.model_spec.signature_name or settings.SIGNATURE_NAME
         if any(key == k for k, _ in checked):
             raise invalid(f"Duplicate evaluation of signature: {key}")
         if key not in servable.signature_defs or key not in servable.signatures:

@@ -29,6 +29,7 @@ from serving.http_server import HttpServer, Request, Response
 from serving.metrics import Metrics
 from serving.status import HTTP_STATUS, ServingError, invalid
 from serving.versions import Manager, Servable, Signature
+from settings import SIGNATURE_NAME
 
 log = logging.getLogger("serving")
 
@@ -255,7 +256,7 @@ def predict(
     signature_name = json_tensor.signature_name(doc) if doc else ""
     servable = manager.acquire(name, version, label)
     try:
-        key = (_deep_signature_name(body) if too_deep else signature_name) or "serving_default"
+        key = (_deep_signature_name(body) if too_deep else signature_name) or SIGNATURE_NAME
         signature = servable.signatures.get(key)
         if signature is None:
             raise invalid(f'Serving signature name: "{key}" not found in signature def')
@@ -293,7 +294,7 @@ def classify_or_regress(
     examples = json_tensor.examples_from_json(doc)
     servable = manager.acquire(name, version, label)
     try:
-        key = signature_name or "serving_default"
+        key = signature_name or SIGNATURE_NAME
         classify_regress.check_signature(api, key, servable.signature_defs)
         signature = servable.signatures.get(key)
         if signature is None:  # in the MetaGraph but not callable, e.g. an init op

@@ -21,6 +21,7 @@ from serving.batching import Batcher
 from serving.config import BatchingParameters, ModelConfig
 from serving.json_tensor import TensorSpec
 from serving.status import ServingError, invalid, not_found
+from settings import SIGNATURE_NAME
 
 log = logging.getLogger("serving")
 
@@ -644,7 +645,7 @@ def warm_up(servable: Servable, path: Path) -> int:
                 f"Unsupported log_type for warmup: {entry.WhichOneof('log_type')}",
             )
         request = entry.predict_log.request
-        signature = servable.signatures.get(request.model_spec.signature_name or "serving_default")
+        signature = servable.signatures.get(request.model_spec.signature_name or SIGNATURE_NAME)
         if signature is None:
             raise invalid(
                 'Serving signature name: "',

@@ -1,12 +1,28 @@
-"""Session fixtures: real exported models, built by the product's own training code path.
+"""Session fixtures: real exported models, built by the product's own training code path; and
+the helpers the test files share (free ports, servers started and stopped, waiting).
 
-Both build into a temporary folder and return the model base path (the folder holding `1/`).
+Both fixtures build into a temporary folder and return the model base path (the folder holding
+`1/`).
 """
 
+import io
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
+from PIL import Image
 
+import settings
 from train.run import TrainConfig, run
 
 
@@ -43,3 +59,146 @@ def sample_model_base(tmp_path_factory) -> Path:
                     lowres_forms=0, uji_forms=0, optdigits_forms=0, model_base_path=base,
                     verbose=0))  # fmt: skip
     return base
+
+
+# --- Helpers the test files share: `from conftest import free_port, start_server, ...` ---------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (free once this returns)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(
+    condition,
+    timeout: float = 90,
+    what: str = "condition",
+    every: float = 0.05,
+    errors: tuple[type[Exception], ...] = (requests.RequestException,),
+):
+    """condition()'s first true value, asked every `every` seconds for `timeout` seconds; one of
+    `errors` raised by it counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except errors:
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def start_until(args: list[str], log_path: Path, ready, what: str, seconds: float, env=None):
+    """Starts `args` in the repository (output to log_path) and returns the process once ready()
+    is true; fails at once, with the log, if it exits first."""
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        args, cwd=settings.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def started():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log_path.read_text()}")
+        return ready()
+
+    try:
+        wait_for(started, seconds, what, 0.3, (requests.RequestException, ValueError, KeyError))
+    except AssertionError:
+        process.kill()
+        raise
+    return process
+
+
+def stop_server(process: subprocess.Popen, sig: int = signal.SIGTERM, seconds: float = 10) -> None:
+    """Stops a process started here: `sig`, then a kill if it is still running after `seconds`."""
+    process.send_signal(sig)
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_server(base: Path, tmp: Path, labels: dict[str, int] | None = None):
+    """`python -m serving` on a free port, serving `base`; returns (process, url) once AVAILABLE.
+
+    With labels it is started from a models.config, as the deployment does.
+    """
+    port = free_port()
+    args = [sys.executable, "-m", "serving", "--rest_api_port", str(port), "--port", "0"]
+    args += ["--file_system_poll_wait_seconds", "0.5"]
+    if labels:
+        entries = "".join(
+            f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in labels.items()
+        )
+        config = tmp / "models.config"
+        config.write_text(
+            "model_config_list {\n  config {\n"
+            f'    name: "{settings.MODEL_NAME}"\n    base_path: "{base}"\n'
+            f'    model_platform: "tensorflow"\n{entries}  }}\n}}\n'
+        )
+        # As in TF Serving, a new label may name a version still loading at start-up only
+        # with this flag.
+        args += ["--model_config_file", str(config)]
+        args += ["--allow_version_labels_for_unavailable_models"]
+    else:
+        args += ["--model_name", settings.MODEL_NAME, "--model_base_path", str(base)]
+    url = f"http://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        status = requests.get(f"{url}/v1/models/{settings.MODEL_NAME}", timeout=1).json()
+        return any(v["state"] == "AVAILABLE" for v in status["model_version_status"])
+
+    process = start_until(args, tmp / f"server-{port}.log", serving, "the server", 120)
+    return process, url
+
+
+@contextmanager
+def serving_in_process(
+    configs: list,
+    prometheus_path: str | None = None,
+    max_body_bytes: int | None = None,
+    **manager_options,
+) -> Iterator[str]:
+    """The local server's REST API in this process, on a free port, serving `configs`
+    (serving.config.ModelConfig), polled once; yields its URL. `manager_options` go to its
+    Manager (batching, poll_seconds...)."""
+    from serving.metrics import Metrics
+    from serving.rest import RestServer
+    from serving.versions import Manager
+
+    limit = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    manager = Manager(configs, **manager_options)
+    manager.poll()
+    rest = RestServer(("127.0.0.1", 0), manager, Metrics(), prometheus_path, **limit)
+    thread = threading.Thread(target=rest.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{rest.server_address[1]}"
+    finally:
+        rest.shutdown()
+        rest.server_close()
+        manager.stop()
+
+
+def huge_webp() -> bytes:
+    """A few dozen bytes of lossless WebP whose header says 16,383 x 16,383 (268 Mpixels)."""
+    out = io.BytesIO()
+    Image.new("L", (1, 1)).save(out, "WEBP", lossless=True)
+    data = bytearray(out.getvalue())
+    side = 16383 - 1
+    data[21:25] = struct.pack("<I", side | side << 14 | (data[24] >> 4) << 28)
+    return bytes(data)
+
+
+def png_of_size(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header (checksum included) says width x height: a valid PNG's start."""
+    out = io.BytesIO()
+    Image.new("L", (1, 1)).save(out, "PNG")
+    data = out.getvalue()
+    ihdr = b"IHDR" + struct.pack(">II", width, height) + data[24:29]
+    return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]

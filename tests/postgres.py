@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import free_port, stop_server
 
 
 def _postgres_bin() -> Path:
@@ -42,14 +43,6 @@ def _as_postgres(folder: Path) -> dict:
     return {"cwd": folder, "user": "postgres", "group": "postgres", "extra_groups": []}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def postgres_server(user: str = "postgres", password: str | None = None) -> Iterator[str]:
     """Yields the SQLAlchemy URL of the `postgres` database of a fresh server. With a password,
@@ -68,21 +61,18 @@ def postgres_server(user: str = "postgres", password: str | None = None) -> Iter
     if password is not None:
         (folder / "password").write_text(password + "\n")
         auth = ["--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=password"]
+    initdb = [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", user, *auth]
     subprocess.run(
-        [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", user, *auth,
-         "-E", "UTF8", "--no-sync"],
-        check=True, capture_output=True, **as_postgres,
-    )  # fmt: skip
+        [*initdb, "-E", "UTF8", "--no-sync"], check=True, capture_output=True, **as_postgres
+    )
     (folder / "password").unlink(missing_ok=True)
-    port = _free_port()
+    port = free_port()
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     # A unix socket in the temporary folder (and 127.0.0.1 with a password); no fsync: throwaway.
     listen = "127.0.0.1" if password is not None else ""
-    server = subprocess.Popen(
-        [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-k", str(folder),
-         "-p", str(port), "-c", f"listen_addresses={listen}", "-c", "fsync=off"],
-        stdout=log, stderr=subprocess.STDOUT, **as_postgres,
-    )  # fmt: skip
+    postgres = [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-k", str(folder), "-p", str(port)]
+    postgres += ["-c", f"listen_addresses={listen}", "-c", "fsync=off"]
+    server = subprocess.Popen(postgres, stdout=log, stderr=subprocess.STDOUT, **as_postgres)
     if password is None:
         url = f"postgresql://{user}@/postgres?host={folder}&port={port}"
     else:
@@ -91,12 +81,7 @@ def postgres_server(user: str = "postgres", password: str | None = None) -> Iter
         _wait_until_ready(url, server, folder)
         yield url
     finally:
-        server.send_signal(signal.SIGINT)  # "fast" shutdown: ends the open sessions too
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server, signal.SIGINT, 20)  # "fast" shutdown: ends the open sessions too
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -20,9 +20,8 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from conftest import free_port, png_of_size, start_server, start_until, stop_server
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from test_client_api import free_port, start_server, start_until, stop_server
-from test_serving_hardening import png_of_size
 
 import settings
 
@@ -229,7 +228,7 @@ def test_a_version_without_the_image_signature_is_named_with_the_fix(page, stack
 
     loaded = tf.saved_model.load(str(stack["base"] / "1"))
     temp = stack["base"] / ".export-3"
-    tf.saved_model.save(loaded, str(temp), signatures=loaded.signatures["serving_default"])
+    tf.saved_model.save(loaded, str(temp), signatures=loaded.signatures[settings.SIGNATURE_NAME])
     temp.rename(stack["base"] / "3")
     shown(page.get_by_text("Now serving latest: v3"))
     draw(page, "7")

@@ -8,85 +8,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import requests
+from conftest import free_port, start_server, stop_server
 
 import settings
 from client import api, preprocess, results
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(base: Path, tmp: Path, labels: dict[str, int] | None = None):
-    """`python -m serving` on a free port, serving `base`; returns (process, url) once AVAILABLE.
-
-    With labels it is started from a models.config, as the deployment does.
-    """
-    port = free_port()
-    args = [sys.executable, "-m", "serving", "--rest_api_port", str(port), "--port", "0"]
-    args += ["--file_system_poll_wait_seconds", "0.5"]
-    if labels:
-        entries = "".join(
-            f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in labels.items()
-        )
-        config = tmp / "models.config"
-        config.write_text(
-            "model_config_list {\n  config {\n"
-            f'    name: "{settings.MODEL_NAME}"\n    base_path: "{base}"\n'
-            f'    model_platform: "tensorflow"\n{entries}  }}\n}}\n'
-        )
-        # As in TF Serving, a new label may name a version still loading at start-up only
-        # with this flag.
-        args += ["--model_config_file", str(config)]
-        args += ["--allow_version_labels_for_unavailable_models"]
-    else:
-        args += ["--model_name", settings.MODEL_NAME, "--model_base_path", str(base)]
-    url = f"http://127.0.0.1:{port}"
-
-    def serving() -> bool:
-        status = requests.get(f"{url}/v1/models/{settings.MODEL_NAME}", timeout=1).json()
-        return any(v["state"] == "AVAILABLE" for v in status["model_version_status"])
-
-    process = start_until(args, tmp / f"server-{port}.log", serving, "the server", 120)
-    return process, url
-
-
-def start_until(args: list[str], log_path: Path, ready, what: str, seconds: float, env=None):
-    """Starts `args` (output to log_path) and returns the process once ready() is true."""
-    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited: {log_path.read_text()}")
-        try:
-            if ready():
-                return process
-        except (requests.RequestException, ValueError, KeyError):
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"{what} was not ready within {seconds:g} s")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -362,5 +292,7 @@ def test_reading_results():
 def test_client_never_imports_tensorflow():
     modules = "client.api, client.preprocess, client.results"
     code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=settings.ROOT
+    )
     assert out.stdout.strip() == "False", out.stderr

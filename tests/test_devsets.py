@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from bench import devsets
+from settings import CANVAS_SIZE
+from train import devsets
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_every_set_is_canvas_shaped_and_deterministic(mnist_sample):
         a, b = take(samples, 6), take(again[name], 6)
         assert len(a) == 6, name
         for (canvas, label), (canvas_again, label_again) in zip(a, b, strict=True):
-            assert canvas.shape == (280, 280, 4) and canvas.dtype == np.uint8, name
+            assert canvas.shape == (CANVAS_SIZE, CANVAS_SIZE, 4) and canvas.dtype == np.uint8, name
             assert label == label_again and 0 <= label <= 9, name
             np.testing.assert_array_equal(canvas, canvas_again, err_msg=name)
             # White ink where there is any, on a transparent background with visible ink.
@@ -158,8 +159,8 @@ def test_uji_dev_draws_the_dev_writers_digits_in_order():
 
 def test_uploads_are_the_images_a_file_holds_in_each_style(mnist_sample):
     images, labels = mnist_sample
-    kinds = {"scan": (280, 280, 3), "photo": (280, 280), "photo_jpeg": (280, 280),
-             "cut_out": (280, 280, 4)}  # fmt: skip
+    side = (CANVAS_SIZE, CANVAS_SIZE)
+    kinds = {"scan": (*side, 3), "photo": side, "photo_jpeg": side, "cut_out": (*side, 4)}
     assert set(kinds) == set(devsets.UPLOAD_STYLES)
     for style, shape in kinds.items():
         first = take(devsets.uploads(images, labels, style), 3)

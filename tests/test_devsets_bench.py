@@ -5,7 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from bench import accuracy_bench, devsets
+from bench import accuracy_bench
+from train import devsets
 
 
 def canvases_set(name, samples, n):

@@ -171,7 +171,7 @@ def test_readme_curl_example_is_a_seven(sample_model_base):
     body = json.loads((ROOT / "docs" / "digit-7.json").read_text())
     images = np.array(body["instances"], np.float32)
     assert images.shape == (1, 28, 28, 1) and 0 <= images.min() and images.max() <= 1
-    serve = tf.saved_model.load(str(sample_model_base / "1")).signatures["serving_default"]
+    serve = tf.saved_model.load(str(sample_model_base / "1")).signatures[settings.SIGNATURE_NAME]
     assert int(serve(image=tf.constant(images))["digit"][0]) == 7
     assert "-d @docs/digit-7.json" in README
 

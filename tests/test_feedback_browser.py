@@ -13,9 +13,9 @@ import shutil
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import start_server, stop_server
 from PIL import Image
 from test_browser import browser, draw, prediction, shown, start_app  # noqa: F401 - a fixture
-from test_client_api import start_server, stop_server
 
 import settings
 from feedback.store import open_store

@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import start_server, stop_server
 from postgres import new_database, postgres_server
-from test_client_api import start_server, stop_server
 
 import settings
+from client.__main__ import main as client_main
 from feedback.__main__ import main as feedback_main
 from feedback.idx import idx_zip
 from feedback.split import HELD_ASIDE_PERCENT, held_aside
@@ -46,10 +47,10 @@ def test_a_drawing_keeps_everything_a_correction_needs(location):
     probabilities = np.full((2, 10), 0.05)
     probabilities[:, 1] = 0.55
     first, second = digit(0), digit(1)
+    answer = {"prediction": "11", "probabilities": probabilities}
     drawing_id = store.add(
-        PNG, [first, second], "17", "canvas", prediction="11", probabilities=probabilities,
-        model_name="mnist", model_version=3,
-    )  # fmt: skip
+        PNG, [first, second], "17", "canvas", **answer, model_name="mnist", model_version=3
+    )
     (found,) = store.drawings()
     assert found.id == drawing_id
     assert (found.label, found.prediction, found.source) == ("17", "11", "canvas")
@@ -150,19 +151,19 @@ def test_the_default_store_is_set_once_and_the_environment_overrides_it(monkeypa
 
 @pytest.fixture(scope="module")
 def server(tiny_model_base, tmp_path_factory) -> str:
-    """The local model server: `feedback add` reads images through its predict_image, as the app
+    """The local model server: `client add` reads images through its predict_image, as the app
     does (the tiny model's answers are poor, its view of each digit is the real one)."""
     process, url = start_server(tiny_model_base, tmp_path_factory.mktemp("server"))
     yield url
     stop_server(process)
 
 
-# --- python -m feedback ----------------------------------------------------------------------
+# --- python -m client add, python -m feedback ------------------------------------------------
 
 
 def scans(folder: Path, count: int, digit_label: int = 7) -> list[Path]:
     """Real handwritten digits of one label (scikit-learn's) as black-on-white PNG scans."""
-    from bench.devsets import sklearn_digits
+    from train.devsets import sklearn_digits
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -180,8 +181,11 @@ def test_cli_add_stats_export_delete(server, tmp_path, capsys):
     db = str(tmp_path / "feedback.sqlite")
     sevens = scans(tmp_path / "scans", 12)
     add = ["add", "--db", db, "--server", server, "--label"]
-    assert feedback_main([*add, "7", *map(str, sevens)]) == 0
+    assert client_main([*add, "7", *map(str, sevens)]) == 0
     assert f"added 12 drawings of 7; the store now holds 12 ({db})" in capsys.readouterr().out
+    # Where the command was before, it says where it is now.
+    assert feedback_main([*add, "7", str(sevens[0])]) == 2
+    assert "error: images are added with `python -m client add`" in capsys.readouterr().err
 
     # Files it cannot use are named with the reason; the others are added.
     bad = tmp_path / "notes.png"
@@ -190,7 +194,7 @@ def test_cli_add_stats_export_delete(server, tmp_path, capsys):
     cv2.imwrite(str(blank), np.full((50, 50), 255, np.uint8))
     argv = ["add", "--label", "1", str(bad), str(blank), str(tmp_path / "gone.png")]
     argv += [*map(str, scans(tmp_path / "ones", 3, 1)), "--db", db, "--server", server]
-    assert feedback_main(argv) == 1
+    assert client_main(argv) == 1
     out, err = capsys.readouterr()
     assert "added 3 drawings of 1; the store now holds 15" in out
     assert f"skipped {bad}: notes.png is not an image that can be read" in err
@@ -198,7 +202,7 @@ def test_cli_add_stats_export_delete(server, tmp_path, capsys):
     assert f"skipped {tmp_path / 'gone.png'}: cannot read it" in err
     assert "3 of 6 files skipped" in err
     # One digit drawn, two in the label: refused, with why.
-    assert feedback_main([*add, "77", str(sevens[0])]) == 1
+    assert client_main([*add, "77", str(sevens[0])]) == 1
     assert "the model saw 1 digit here, so the label needs 1, not 2" in capsys.readouterr().err
 
     assert feedback_main(["stats", "--db", db]) == 0
@@ -245,32 +249,14 @@ def test_cli_says_in_one_line_when_the_store_cannot_be_opened(tmp_path, capsys):
 
 
 def test_several_processes_write_at_once(location, server, tmp_path):
-    """Three `python -m feedback add` processes, started together on a new store: they race to
+    """Three `python -m client add` processes, started together on a new store: they race to
     create its tables, then add a drawing each per transaction, interleaved. None fails."""
     writers, each = 3, 8
     files = scans(tmp_path / "scans", each)
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "feedback",
-                "add",
-                "--label",
-                "7",
-                *map(str, files),
-                "--db",
-                location,
-                "--server",
-                server,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for _ in range(writers)
-    ]
+    command = [sys.executable, "-m", "client", "add", "--label", "7", *map(str, files)]
+    command += ["--db", location, "--server", server]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    processes = [subprocess.Popen(command, cwd=ROOT, **pipes) for _ in range(writers)]
     outputs = [p.communicate(timeout=180) for p in processes]
     for process, (out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
@@ -285,7 +271,7 @@ def test_cli_add_without_a_model_server_says_so_and_adds_nothing(tmp_path, capsy
     db = str(tmp_path / "feedback.sqlite")
     sevens = scans(tmp_path / "scans", 2)
     argv = ["add", "--label", "7", *map(str, sevens), "--db", db, "--server", "http://127.0.0.1:9"]
-    assert feedback_main(argv) == 2
+    assert client_main(argv) == 2
     err = capsys.readouterr().err
     assert "error: Cannot reach the model server at http://127.0.0.1:9" in err
     assert "added 0 drawings before that" in err

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from conftest import serving_in_process
 from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import kernels, op_def_registry
@@ -20,9 +21,7 @@ import settings
 from client.preprocess import digit_crops, encode_png
 from export.saved_model import IMAGE_INPUT_NAME, IMAGE_SIGNATURE_NAME, SIGNATURE_NAME
 from serving.config import BatchingParameters, ModelConfig
-from serving.metrics import Metrics
-from serving.rest import RestServer
-from serving.versions import Manager, load_servable, warm_up
+from serving.versions import load_servable, warm_up
 
 # Kernels TensorFlow registers from its Python layer (tensorflow/python/lib/core/py_func.cc): the
 # ops are defined in tensorflow/core/ops/script_ops.cc, so they look like core ops, but
@@ -140,15 +139,9 @@ def server(tiny_model_base, tmp_path_factory):
     base = tmp_path_factory.mktemp("image_signature") / settings.MODEL_NAME
     shutil.copytree(tiny_model_base / "1", base / "1")
     batching = BatchingParameters(max_batch_size=16, batch_timeout_micros=20_000)
-    manager = Manager([ModelConfig(settings.MODEL_NAME, base)], poll_seconds=0.2, batching=batching)
-    manager.poll()
-    rest = RestServer(("127.0.0.1", 0), manager, Metrics(), None)
-    thread = threading.Thread(target=rest.serve_forever)
-    thread.start()
-    yield f"http://127.0.0.1:{rest.server_address[1]}/v1/models/{settings.MODEL_NAME}"
-    rest.shutdown()
-    rest.server_close()
-    manager.stop()
+    configs = [ModelConfig(settings.MODEL_NAME, base)]
+    with serving_in_process(configs, poll_seconds=0.2, batching=batching) as url:
+        yield f"{url}/v1/models/{settings.MODEL_NAME}"
 
 
 def predict(url: str, body: dict) -> requests.Response:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from conftest import serving_in_process
 
 from serving.config import ModelConfig
-from serving.metrics import Metrics
-from serving.rest import RestServer
 from serving.status import ServingError
-from serving.versions import Manager, load_servable
+from serving.versions import load_servable
+from settings import SIGNATURE_NAME
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 MAX_BODY = 1024 * 1024
@@ -31,15 +31,10 @@ def server(tiny_model_base, tmp_path_factory):
     base = tmp_path_factory.mktemp("contract") / "mnist"
     shutil.copytree(tiny_model_base / "1", base / "1")
     config = ModelConfig("mnist", base, labels={"stable": 1})
-    manager = Manager([config], poll_seconds=0.2, allow_labels_for_unavailable=True)
-    manager.poll()
-    rest = RestServer(("127.0.0.1", 0), manager, Metrics(), METRICS_PATH, MAX_BODY)
-    thread = threading.Thread(target=rest.serve_forever)
-    thread.start()
-    yield f"http://127.0.0.1:{rest.server_address[1]}", base
-    rest.shutdown()
-    rest.server_close()
-    manager.stop()
+    with serving_in_process(
+        [config], METRICS_PATH, MAX_BODY, poll_seconds=0.2, allow_labels_for_unavailable=True
+    ) as url:
+        yield url, base
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +81,7 @@ def test_model_metadata(url):
     assert response.status_code == 200
     body = response.json()
     assert body["model_spec"] == {"name": "mnist", "signature_name": "", "version": "1"}
-    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    signature = body["metadata"]["signature_def"]["signature_def"][SIGNATURE_NAME]
     assert signature["method_name"] == "tensorflow/serving/predict"
     image = signature["inputs"]["image"]
     assert image["dtype"] == "DT_FLOAT"
@@ -133,7 +128,7 @@ def test_status_errors(url, path, status, message):
 
 
 def in_process(base, images):
-    signature = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
+    signature = tf.saved_model.load(str(base / "1")).signatures[SIGNATURE_NAME]
     return {k: v.numpy() for k, v in signature(image=tf.constant(images)).items()}
 
 
@@ -157,7 +152,7 @@ def test_the_graph_is_called_directly_and_answers_as_the_signature_does(server, 
     # signature's own. Here: that path is the one taken, and what it does not take is refused
     # with the signature's own message.
     servable = load_servable("mnist", 1, server[1] / "1", batching=None)
-    signature = servable.signatures["serving_default"]
+    signature = servable.signatures[SIGNATURE_NAME]
     assert signature.graph_call is not None
     taken = []
     graph = signature.graph_call
@@ -190,7 +185,7 @@ def test_predict_columnar_format_and_named_instances(server, images):
     named = post(
         url,
         "/v1/models/mnist/labels/stable:predict",
-        {"signature_name": "serving_default", "instances": [{"image": images[0].tolist()}]},
+        {"signature_name": SIGNATURE_NAME, "instances": [{"image": images[0].tolist()}]},
     )
     assert named.json()["predictions"][0]["digit"] == int(expected["digit"][0])
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from conftest import free_port, wait_for
 from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
@@ -36,7 +37,6 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
-from test_serving_hotswap import free_port, wait_for
 
 import settings
 

@@ -8,23 +8,20 @@ import base64
 import io
 import resource
 import shutil
-import struct
 import threading
 import uuid
-import zlib
 
 import numpy as np
 import pytest
 import requests
+from conftest import huge_webp, png_of_size, serving_in_process
 from PIL import Image
 
 from client import preprocess
 from feedback.store import StoreError, open_store
 from serving.config import ModelConfig
-from serving.metrics import Metrics
-from serving.rest import RestServer
 from serving.versions import Manager
-from settings import IMAGE_SIGNATURE_NAME, MAX_PIXELS
+from settings import IMAGE_SIGNATURE_NAME, MAX_PIXELS, SIGNATURE_NAME
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 PREDICT = "/v1/models/mnist:predict"
@@ -38,15 +35,8 @@ STEADY_TIMEOUT = 5.0
 def server(tiny_model_base, tmp_path_factory):
     base = tmp_path_factory.mktemp("hardening") / "mnist"
     shutil.copytree(tiny_model_base / "1", base / "1")
-    manager = Manager([ModelConfig("mnist", base)], poll_seconds=0.2)
-    manager.poll()
-    rest = RestServer(("127.0.0.1", 0), manager, Metrics(), METRICS_PATH, 64 * 1024 * 1024)
-    thread = threading.Thread(target=rest.serve_forever)
-    thread.start()
-    yield f"http://127.0.0.1:{rest.server_address[1]}"
-    rest.shutdown()
-    rest.server_close()
-    manager.stop()
+    with serving_in_process([ModelConfig("mnist", base)], METRICS_PATH, poll_seconds=0.2) as url:
+        yield url
 
 
 class SteadyClient:
@@ -113,27 +103,8 @@ def test_ranks_numpy_cannot_hold_get_a_400_not_a_500(server):
 
 
 def test_deep_brackets_inside_strings_are_only_text(server):
-    body = {"instances": [IMAGE], "signature_name": "serving_default", "x": "[" * 10_000}
+    body = {"instances": [IMAGE], "signature_name": SIGNATURE_NAME, "x": "[" * 10_000}
     assert requests.post(server + PREDICT, json=body, timeout=30).status_code == 200
-
-
-def huge_webp() -> bytes:
-    """A few dozen bytes of lossless WebP whose header says 16,383 x 16,383 (268 Mpixels)."""
-    out = io.BytesIO()
-    Image.new("L", (1, 1)).save(out, "WEBP", lossless=True)
-    data = bytearray(out.getvalue())
-    side = 16383 - 1
-    data[21:25] = struct.pack("<I", side | side << 14 | (data[24] >> 4) << 28)
-    return bytes(data)
-
-
-def png_of_size(width: int, height: int) -> bytes:
-    """A 1x1 PNG whose header (checksum included) says width x height: a valid PNG's start."""
-    out = io.BytesIO()
-    Image.new("L", (1, 1)).save(out, "PNG")
-    data = out.getvalue()
-    ihdr = b"IHDR" + struct.pack(">II", width, height) + data[24:29]
-    return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]
 
 
 def peak_memory_mb() -> float:

@@ -10,8 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -22,6 +20,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from conftest import free_port, start_until, wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 POLL = 0.2  # seconds, for both the model folder and the config file
@@ -38,25 +37,6 @@ model_config_list {{
 }}
 """
 BATCHING = "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1000 }\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout: float = 90, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except requests.RequestException:
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class Server:
@@ -108,20 +88,21 @@ def server(tiny_model_base, tmp_path_factory):
     batching.write_text(BATCHING)
     log = root.parent / "server.log"
     port, grpc_port = free_port(), free_port()
-    command = [
-        sys.executable, "-m", "serving", "--model_config_file", str(config),
-        "--models_root", str(root), "--rest_api_port", str(port), "--port", str(grpc_port),
-        "--file_system_poll_wait_seconds", str(POLL),
-        "--model_config_file_poll_wait_seconds", str(POLL),
-        "--enable_batching", "--batching_parameters_file", str(batching),
-        "--allow_version_labels_for_unavailable_models", "--max_num_load_retries", "0",
-    ]  # fmt: skip
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-    server = Server(root, config, log, process, port, grpc_port)
+    command = [sys.executable, "-m", "serving", "--model_config_file", str(config)]
+    command += ["--models_root", str(root), "--rest_api_port", str(port)]
+    command += ["--port", str(grpc_port)]
+    command += ["--file_system_poll_wait_seconds", str(POLL)]
+    command += ["--model_config_file_poll_wait_seconds", str(POLL)]
+    command += ["--enable_batching", "--batching_parameters_file", str(batching)]
+    command += ["--allow_version_labels_for_unavailable_models", "--max_num_load_retries", "0"]
+
+    def available() -> bool:
+        status = requests.get(f"http://127.0.0.1:{port}/v1/models/mnist", timeout=30)
+        return b'"AVAILABLE"' in status.content
+
+    process = start_until(command, log, available, "the server", 180)
     try:
-        wait_for(lambda: b'"AVAILABLE"' in server.get("/v1/models/mnist").content, 180, "start")
-        yield server
+        yield Server(root, config, log, process, port, grpc_port)
     finally:
         if process.poll() is None:
             process.kill()

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from conftest import serving_in_process
 
 from serving.config import BatchingParameters, ModelConfig
-from serving.metrics import Metrics
-from serving.rest import RestServer
-from serving.versions import Manager
+from settings import SIGNATURE_NAME
 
 
 class Model(tf.Module):
@@ -50,18 +49,11 @@ class Model(tf.Module):
 def url(tmp_path_factory):
     base = tmp_path_factory.mktemp("signatures") / "m"
     model = Model()
-    signatures = {"serving_default": model.classify, "regress": model.regress, "echo": model.echo}
+    signatures = {SIGNATURE_NAME: model.classify, "regress": model.regress, "echo": model.echo}
     tf.saved_model.save(model, str(base / "1"), signatures=signatures)
     batching = BatchingParameters(max_batch_size=8, batch_timeout_micros=5000)
-    manager = Manager([ModelConfig("m", base)], batching=batching)
-    manager.poll()
-    rest = RestServer(("127.0.0.1", 0), manager, Metrics(), None)
-    thread = threading.Thread(target=rest.serve_forever)
-    thread.start()
-    yield f"http://127.0.0.1:{rest.server_address[1]}"
-    rest.shutdown()
-    rest.server_close()
-    manager.stop()
+    with serving_in_process([ModelConfig("m", base)], batching=batching) as url:
+        yield url
 
 
 def post(url: str, path: str, body: dict) -> tuple[int, dict]:

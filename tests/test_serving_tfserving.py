@@ -10,26 +10,16 @@ examples, their errors, and predict on a TF1 graph fed as given.
 
 import json
 import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import requests
-
-import settings
+from conftest import free_port, start_until, stop_server
 
 DATA = Path(__file__).parent / "data" / "half_plus_two"
 MODEL_PATH = DATA / "saved_model_half_plus_two_cpu"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,35 +28,19 @@ def server(tmp_path_factory):
     (upstream starts one per set of flags; the monitoring config changes no other answer)."""
     port = free_port()
     log = tmp_path_factory.mktemp("tfserving") / "server.log"
-    command = [
-        sys.executable, "-m", "serving", "--model_name", "default",
-        "--model_base_path", str(MODEL_PATH), "--rest_api_port", str(port), "--port", "0",
-        "--monitoring_config_file", str(DATA / "monitoring_config.txt"),
-    ]  # fmt: skip
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=stderr, cwd=settings.ROOT
-        )
+    command = [sys.executable, "-m", "serving", "--model_name", "default"]
+    command += ["--model_base_path", str(MODEL_PATH), "--rest_api_port", str(port), "--port", "0"]
+    command += ["--monitoring_config_file", str(DATA / "monitoring_config.txt")]
     url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        return requests.get(url + "/v1/models/default", timeout=5).ok
+
+    process = start_until(command, log, ready, "the server", 180)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, f"the server stopped:\n{log.read_text()}"
-            try:
-                if requests.get(url + "/v1/models/default", timeout=5).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"no answer after 180 s:\n{log.read_text()}"
-            time.sleep(0.2)
         yield url, log
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process, signal.SIGINT, 30)
 
 
 def call_rest(url: str, req: dict | None) -> bytes:

@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 import settings
-from bench.devsets import sklearn_digits
 from bench.image_reference import split_digits
 from export.saved_model import ASSETS_EXTRA, KERAS_FILE
 from feedback.split import held_aside
@@ -18,6 +17,7 @@ from feedback.store import open_store
 from train.__main__ import main as train_main
 from train.__main__ import parse_args
 from train.data import to_model_input
+from train.devsets import sklearn_digits
 from train.finetune import load_members, load_model, resolve, version_accuracy
 
 DRAWINGS = 30
@@ -37,7 +37,7 @@ def store(tmp_path_factory) -> str:
 
 
 def signature_digits(version_path, images: np.ndarray) -> np.ndarray:
-    serve = tf.saved_model.load(str(version_path)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(version_path)).signatures[settings.SIGNATURE_NAME]
     return serve(image=to_model_input(images))["digit"].numpy()
 
 
@@ -116,7 +116,7 @@ def test_a_version_averaging_two_models_is_fine_tuned_model_by_model(store, tmp_
     images = np.random.default_rng(2).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     x = to_model_input(images).numpy()
     expected = np.mean([m.predict(x, verbose=0) for m in after], axis=0)
-    serve = tf.saved_model.load(str(base / "2")).signatures["serving_default"]
+    serve = tf.saved_model.load(str(base / "2")).signatures[settings.SIGNATURE_NAME]
     np.testing.assert_allclose(serve(image=x)["probabilities"].numpy(), expected, atol=1e-6)
 
 

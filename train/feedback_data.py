@@ -40,7 +40,7 @@ def load(location: str) -> Corrections:
     if not len(found.labels):
         raise DataError(
             f"the feedback store {store.where} holds no drawings yet: correct some in the app, "
-            "or add scans with python -m feedback add"
+            "or add scans with python -m client add"
         )
     aside = held_aside_mask(found.drawing_ids)
     return Corrections(

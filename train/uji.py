@@ -6,7 +6,7 @@ a drawing: each stroke its own polyline with a round pen, on a 280x280 RGBA imag
 and the coverage in alpha. `training_forms()` draws the training writers' digits many times, with
 random pens, sizes, slants and positions, as 28x28 MNIST-style training images.
 
-The writers in DEV_WRITERS never reach training: bench/devsets.py scores the model on them.
+The writers in DEV_WRITERS never reach training: train/devsets.py scores the model on them.
 """
 
 import re
@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from settings import CANVAS_SIZE as CANVAS
 from train.canvas_forms import mnist_normalise
 
 UJI_FILE = Path(__file__).resolve().parent.parent / "data" / "uji" / "ujidigits.txt"
-CANVAS = 280  # the app's canvas, pixels a side
 
 # Kept out of training, the dev set: every other writer id in sorted order, starting with the
 # first. The ids are listed rather than derived so that the set stays the same if the data grows.

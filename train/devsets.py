@@ -23,7 +23,9 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-CANVAS = 280
+from settings import CANVAS_SIZE
+from train import uji
+
 Sample = tuple[np.ndarray, int]
 
 # Stroke widths (pixels on the 280x280 canvas) of each redrawn-MNIST style, and the digit height.
@@ -56,10 +58,10 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int) -> None:
 
 def _place(patch: np.ndarray, rng: np.random.Generator, margin: int = 6) -> np.ndarray:
     """A canvas with `patch` at a random position that keeps it inside the canvas."""
-    canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+    canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE), np.uint8)
     h, w = patch.shape
-    top = int(rng.integers(margin, max(margin + 1, CANVAS - h - margin)))
-    left = int(rng.integers(margin, max(margin + 1, CANVAS - w - margin)))
+    top = int(rng.integers(margin, max(margin + 1, CANVAS_SIZE - h - margin)))
+    left = int(rng.integers(margin, max(margin + 1, CANVAS_SIZE - w - margin)))
     _paste(canvas, patch, top, left)
     return canvas
 
@@ -267,11 +269,11 @@ def redraw(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
     patch = _crop_ink(cv2.resize(big, (size[0], size[1]), interpolation=cv2.INTER_AREA))
     if style == "small_corner":
         # A small digit tucked into one of the corners, as when someone starts drawing there.
-        canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+        canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE), np.uint8)
         h, w = patch.shape
         margin = int(rng.integers(4, 25))
-        top = margin if rng.random() < 0.5 else CANVAS - h - margin
-        left = margin if rng.random() < 0.5 else CANVAS - w - margin
+        top = margin if rng.random() < 0.5 else CANVAS_SIZE - h - margin
+        left = margin if rng.random() < 0.5 else CANVAS_SIZE - w - margin
         _paste(canvas, patch, top, left)
         return canvas
     return _place(patch, rng)
@@ -294,8 +296,6 @@ def redrawn_mnist(
 
 def uji_dev_digits() -> list:
     """The dev writers' digits (train.uji.UjiDigit), in file order: writer by writer."""
-    from train import uji
-
     return uji.split_writers(uji.read())[1]
 
 
@@ -305,13 +305,12 @@ def uji_dev(seed: int = 0) -> Iterator[Sample]:
     Their own shapes, slants and stroke order; only the canvas varies: 120-230 px tall anywhere
     on it, with a pen of 10-32 px (the app's stroke slider starts at 22).
     """
-    from train import uji
-
     for i, digit in enumerate(uji_dev_digits()):
         rng = np.random.default_rng((seed, 10, i))
         size = rng.uniform(120, 230)
         margin = size / 2 + 6
-        centre = (rng.uniform(margin, CANVAS - margin), rng.uniform(margin, CANVAS - margin))
+        far = CANVAS_SIZE - margin
+        centre = (rng.uniform(margin, far), rng.uniform(margin, far))
         yield uji.render(digit, size=size, pen=rng.uniform(10, 32), centre=centre), digit.digit
 
 
@@ -346,13 +345,13 @@ def uploads(
             grey = np.round(paper - ink * (paper - pen)).astype(np.uint8)
             yield np.dstack([grey] * 3), int(labels[i])
         elif style == "cut_out":
-            rgba = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+            rgba = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
             rgba[..., 3] = np.round(ink * 255).astype(np.uint8)
             yield rgba, int(labels[i])
         else:
             bright, dim = rng.uniform(200, 240), rng.uniform(120, 180)
             angle = rng.uniform(0, 2 * np.pi)  # the light comes from this side
-            ys, xs = np.mgrid[0:CANVAS, 0:CANVAS] / (CANVAS - 1) - 0.5
+            ys, xs = np.mgrid[0:CANVAS_SIZE, 0:CANVAS_SIZE] / (CANVAS_SIZE - 1) - 0.5
             along = (xs * np.cos(angle) + ys * np.sin(angle)) / np.sqrt(0.5) + 0.5
             light = bright + (dim - bright) * np.clip(along, 0, 1)
             photo = np.clip(light - ink * 255 * rng.uniform(0.4, 0.7), 0, 255).astype(np.uint8)
