@@ -116,6 +116,27 @@ def watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> No
             )
 
 
+def build_manager(args: argparse.Namespace):
+    """The model manager the flags ask for, and the Prometheus path (None: no metrics page)."""
+    from serving.config import read_batching_parameters, read_prometheus_path
+    from serving.versions import Manager
+
+    models = read_models(args)
+    batching = (
+        read_batching_parameters(args.batching_parameters_file) if args.enable_batching else None
+    )
+    prometheus = read_prometheus_path(args.monitoring_config_file, PROMETHEUS_PATH)
+    manager = Manager(
+        models,
+        poll_seconds=args.file_system_poll_wait_seconds,
+        batching=batching,
+        allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
+        max_load_retries=args.max_num_load_retries,
+        load_retry_interval=args.load_retry_interval_micros / 1e6,
+    )
+    return manager, prometheus
+
+
 def start_grpc(args: argparse.Namespace, manager, metrics):
     """The gRPC server on --port and --grpc_socket_path, or None with neither (--port 0)."""
     from serving.config import models_from_proto
@@ -169,27 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's own chatter, not our version events
 
-    from serving.config import read_batching_parameters, read_prometheus_path
     from serving.metrics import Metrics
     from serving.status import ServingError
-    from serving.versions import Manager
 
     try:
-        models = read_models(args)
-        batching = (
-            read_batching_parameters(args.batching_parameters_file)
-            if args.enable_batching
-            else None
-        )
-        prometheus = read_prometheus_path(args.monitoring_config_file, PROMETHEUS_PATH)
-        manager = Manager(
-            models,
-            poll_seconds=args.file_system_poll_wait_seconds,
-            batching=batching,
-            allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
-            max_load_retries=args.max_num_load_retries,
-            load_retry_interval=args.load_retry_interval_micros / 1e6,
-        )
+        manager, prometheus = build_manager(args)
     except (OSError, ValueError, ServingError) as e:
         log.error("Failed to start server. Error: %s", e)
         return 1

@@ -477,7 +477,34 @@ def load_servable(
     name: str, version: int, path: Path, batching: BatchingParameters | None
 ) -> Servable:
     """Loads a SavedModel version, warms it up from its warmup file, and returns it."""
-    import tensorflow as tf
+    metagraph, tf1 = read_metagraph(path)
+    loaded = _load(path, tf1)
+    signatures = {}
+    for key, proto in metagraph.signature_def.items():
+        if key not in loaded.signatures:
+            continue  # e.g. __saved_model_init_op: listed in metadata, not callable
+        function = loaded.signatures[key]
+        signature = Signature(
+            name=key,
+            inputs={k: _spec(s) for k, s in function.structured_input_signature[1].items()},
+            outputs={k: _spec(s) for k, s in function.structured_outputs.items()},
+            proto=proto,
+            function=function,
+            graph_call=graph_call(function),
+            feeds_any_shape=tf1,
+        )
+        signatures[key] = signature
+    servable = Servable(name, version, signatures, metagraph.signature_def, loaded)
+    warm_up(servable, path)
+    if batching is not None:
+        for signature in signatures.values():
+            signature.batcher = Batcher(signature.call, batching, f"{name}-{version}")
+    return servable
+
+
+def read_metagraph(path: Path) -> tuple[object, bool]:
+    """The version's `serve` MetaGraphDef, and whether it is a TF1 SavedModel; ServingError with
+    TF Serving's message if there is none."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
@@ -503,42 +530,27 @@ def load_servable(
     # tf.saved_model.load()'s own test: without an object graph it is a TF1 SavedModel, whose
     # signatures are pruned graphs (load_v1_in_v2) rather than traced functions.
     tf1 = not (len(saved_model.meta_graphs) == 1 and metagraphs[0].HasField("object_graph_def"))
+    return metagraphs[0], tf1
+
+
+def _load(path: Path, tf1: bool):
+    import tensorflow as tf
+
     tf_log = tf.get_logger()
     level = tf_log.level
     # Loading a TF1 SavedModel warns, per signature and variable, about training APIs.
     tf_log.setLevel(logging.ERROR)
     try:
-        loaded = tf.saved_model.load(str(path), tags=["serve"])
+        return tf.saved_model.load(str(path), tags=["serve"])
     except ValueError:
         if not tf1:
             raise
         # Pruning a signature out of a TF1 graph checks the shapes its SignatureDef declares,
         # which some TF1 exports get wrong (TF Serving's own half_plus_three) and TF Serving's
         # session never checks: such a version runs in a TF1 session, as TF Serving runs it.
-        loaded = session_signatures(path)
+        return session_signatures(path)
     finally:
         tf_log.setLevel(level)
-    signatures = {}
-    for key, proto in metagraphs[0].signature_def.items():
-        if key not in loaded.signatures:
-            continue  # e.g. __saved_model_init_op: listed in metadata, not callable
-        function = loaded.signatures[key]
-        signature = Signature(
-            name=key,
-            inputs={k: _spec(s) for k, s in function.structured_input_signature[1].items()},
-            outputs={k: _spec(s) for k, s in function.structured_outputs.items()},
-            proto=proto,
-            function=function,
-            graph_call=graph_call(function),
-            feeds_any_shape=tf1,
-        )
-        signatures[key] = signature
-    servable = Servable(name, version, signatures, metagraphs[0].signature_def, loaded)
-    warm_up(servable, path)
-    if batching is not None:
-        for signature in signatures.values():
-            signature.batcher = Batcher(signature.call, batching, f"{name}-{version}")
-    return servable
 
 
 @dataclass

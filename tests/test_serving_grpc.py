@@ -845,12 +845,12 @@ def test_handle_reload_config_request(start, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mnist(start, tiny_model_base):
+def mnist(start, sample_model_base):
     return start(
         "--model_name",
         settings.MODEL_NAME,
         "--model_base_path",
-        str(tiny_model_base),
+        str(sample_model_base),
         "--enable_batching",
         "--batching_parameters_file",
         str(settings.ROOT / "serving" / "batching.config"),
@@ -912,3 +912,14 @@ def test_concurrent_grpc_requests_join_batches_and_each_gets_its_answer(mnist):
         together = list(pool.map(ask, images))
     alone = [ask(image) for image in images]
     assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_the_readmes_grpc_example_reads_the_seven(mnist, capsys, monkeypatch):
+    readme = (settings.ROOT / "README.md").read_text()
+    block = re.search(
+        r"\n((?:    .*\n|\n)*?    print\(reply.*\n)", readme[readme.index("    import grpc") - 1 :]
+    )
+    code = textwrap.dedent(block.group(1)).replace("localhost:8500", mnist.address)
+    monkeypatch.chdir(settings.ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == "7 1\n"
