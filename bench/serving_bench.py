@@ -151,6 +151,28 @@ def grpc_sequential(port: int, request, call, images, n: int) -> tuple[list, lis
     return local, remote
 
 
+def grpc_round_trip(port: int, n: int) -> float:
+    """p50 of a Predict for a model that is not served: gRPC's own round trip, the model aside
+    (answered at once, NOT_FOUND)."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    channel, stub = grpc_stub(port)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "not-served"
+    times = []
+    for i in range(n + 20):
+        start = time.perf_counter()
+        try:
+            stub.Predict(request, 30)
+        except grpc.RpcError:
+            pass
+        if i >= 20:
+            times.append(time.perf_counter() - start)
+    channel.close()
+    return percentiles(times)[0]
+
+
 def grpc_throughput(port: int, request, clients: int, seconds: float) -> float:
     """Requests per second with `clients` requests always in flight on one channel (gRPC's
     futures: the next request leaves from the callback of the last one's answer)."""
@@ -216,7 +238,7 @@ def h2load_throughput(port: int, request, clients: int, seconds: float) -> float
             [
                 "h2load",
                 "-D",
-                str(seconds),
+                str(max(1, round(seconds))),
                 "--warm-up-time",
                 "1",
                 "-c",
@@ -497,6 +519,10 @@ def main() -> None:
                     f"gRPC sequential, 1 image/request:   p50 {grpc_seq[0]:.2f} ms"
                     f"  p99 {grpc_seq[1]:.2f} ms  (alternating with the signature call: "
                     f"p50 {grpc_local[0]:.2f} ms)"
+                )
+                print(
+                    f"gRPC round trip alone (a model not served): p50 "
+                    f"{grpc_round_trip(grpc_port, args.requests):.2f} ms"
                 )
             for clients in (1, 8, 32):
                 pid = server.pid if batching and clients == 32 else None
