@@ -180,7 +180,12 @@ def drawings_page() -> None:
     counts = np.bincount(found.labels, minlength=10)
     # st.table: a plain HTML table, for a few rows (a dataframe is a canvas widget).
     st.table(pd.DataFrame([counts], index=["digits"], columns=[str(d) for d in range(10)]))
+    versions_table(found, aside)
+    downloads_and_delete_all(store, found, count)
+    gallery(store, count)
 
+
+def versions_table(found, aside: np.ndarray) -> None:
     st.subheader("How each loaded version reads them")
     with st.expander("Model server"):
         url = st.text_input("Server URL", value=api.default_url(), key="drawings-url").strip()
@@ -193,6 +198,8 @@ def drawings_page() -> None:
     else:
         st.info("The server has no version loaded.")
 
+
+def downloads_and_delete_all(store: Store, found, count: int) -> None:
     left, middle = st.columns(2)
     download = {"file_name": "drawings-idx.zip", "mime": "application/zip", "icon": "⬇️"}
     left.download_button("Download as IDX (zip)", idx_zip(found), **download)
@@ -201,6 +208,8 @@ def drawings_page() -> None:
         if st.button("Delete all", type="primary", disabled=not sure, key="delete-all"):
             _delete(store, None)
 
+
+def gallery(store: Store, count: int) -> None:
     st.subheader("Gallery, newest first")
     pages_count = -(-count // PER_PAGE)
     page = 1
@@ -211,19 +220,23 @@ def drawings_page() -> None:
         row = shown[start : start + COLUMNS]
         for column, drawing in zip(st.columns(COLUMNS)[: len(row)], row, strict=True):
             with column:
-                st.image(drawing.png, width="stretch")
-                read = (
-                    f"read {drawing.prediction} by v{drawing.model_version}"
-                    if drawing.prediction is not None and drawing.model_version is not None
-                    else drawing.source
-                )
-                st.markdown(f"**{drawing.label}** · {read}")
-                st.caption(
-                    f"#{drawing.id} · {drawing.created:%Y-%m-%d %H:%M}"
-                    + (" · held aside" if held_aside(drawing.id) else "")
-                )
-                if st.button("Delete", key=f"delete-{drawing.id}"):
-                    _delete(store, drawing.id)
+                gallery_item(store, drawing)
+
+
+def gallery_item(store: Store, drawing) -> None:
+    st.image(drawing.png, width="stretch")
+    read = (
+        f"read {drawing.prediction} by v{drawing.model_version}"
+        if drawing.prediction is not None and drawing.model_version is not None
+        else drawing.source
+    )
+    st.markdown(f"**{drawing.label}** · {read}")
+    st.caption(
+        f"#{drawing.id} · {drawing.created:%Y-%m-%d %H:%M}"
+        + (" · held aside" if held_aside(drawing.id) else "")
+    )
+    if st.button("Delete", key=f"delete-{drawing.id}"):
+        _delete(store, drawing.id)
 
 
 def _delete(store: Store, drawing_id: int | None) -> None:
