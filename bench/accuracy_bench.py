@@ -6,7 +6,7 @@
 
 Each path is a model base path (all its numeric versions) or one version folder. Dev set
 canvases (train/devsets.py) are cut by the client (client/preprocess.py) and normalised by
-bench/image_reference.py's `to_mnist`, the Python twin of the predict_image graph (as good as the
+tests/image_reference.py's `to_mnist`, the Python twin of the predict_image graph (as good as the
 same answers, bench/RESULTS.md), then go through the version's `serving_default` signature.
 Prints one table per version (accuracy per set, worst confusions), the "not sure" analysis (how
 often the top probability is below a threshold when the answer is wrong versus right), and a
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 import settings
-from bench import image_reference
-from bench.image_reference import to_mnist
 from client import preprocess as client_preprocess
 from client.results import NOT_SURE_BELOW
+from tests import image_reference
+from tests.image_reference import to_mnist
 from train import devsets
 
 CACHE_DIR = settings.ROOT / "runs" / "devsets-cache"
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.mnist is None:
         raise SystemExit("no MNIST folder: give --mnist DIR or set MNIST_DIR")
     mnist = load_mnist_test(args.mnist)
-    print("dev sets (train/devsets.py -> client/preprocess.py -> bench/image_reference.py):")
+    print("dev sets (train/devsets.py -> client/preprocess.py -> tests/image_reference.py):")
     sets = [mnist, *build_dev_sets(mnist, args.n, args.seed)]
     results = {}
     for folder in folders:

@@ -11,7 +11,7 @@ each with what the starting version read. Then the update, timed as a person run
 
 and the starting version and the new one are measured on the rest of those digits (never
 stored, never trained on), through their serving signatures, each canvas through
-bench/image_reference.py's to_mnist (the predict_image graph's Python twin), as
+tests/image_reference.py's to_mnist (the predict_image graph's Python twin), as
 bench/accuracy_bench.py does. Prints the figures; targets: a clear gain on the rest, MNIST test
 at most 0.2 point lower, under 3 minutes on 2 cores.
 """
@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image
 
 import settings
-from bench.image_reference import to_mnist
 from export.versions import list_versions
+from tests.image_reference import to_mnist
 from train import devsets
 
 TARGET_SECONDS = 180

@@ -2,7 +2,7 @@
 
 The `predict_image` signature runs this, so whoever calls TF Serving (curl, a phone, a batch job)
 gets what the app gets, and a new version may change it without any client noticing. It does what
-the client used to do in Python (bench/image_reference.py, which it is tested against):
+the client used to do in Python (tests/image_reference.py, which it is tested against):
 
 1. decode PNG, JPEG, GIF (first frame) or BMP (and WebP, JPEG XL: whatever TensorFlow's
    DecodeImage reads); shrink anything larger than MAX_SIDE;

@@ -1,6 +1,6 @@
 """export/image_preprocessing.py: the graph's normalisation against its Python reference.
 
-The reference (bench/image_reference.py) is what the client did in Python with OpenCV; the
+The reference (tests/image_reference.py) is what the client did in Python with OpenCV; the
 graph must give the same 28x28 digit from the same image, whatever the format it comes in
 (image_to_mnist: all the ink is one digit), and from the crops the client now sends (to_mnist and
 split_digits: the client's cut, stray dots left out). Images are made as tests/test_preprocess.py
@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from image_reference import image_to_mnist, split_digits, stroke_width, to_mnist
 from PIL import Image
 from test_preprocess import first, paste, seven, zero
 
-from bench.image_reference import image_to_mnist, split_digits, stroke_width, to_mnist
 from client.preprocess import digit_crops, encode_png
 from export import image_preprocessing as graph
 

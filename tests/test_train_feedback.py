@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from image_reference import split_digits
 
 import settings
-from bench.image_reference import split_digits
 from export.saved_model import ASSETS_EXTRA, KERAS_FILE
 from feedback.split import held_aside
 from feedback.store import open_store
