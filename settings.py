@@ -30,6 +30,10 @@ GRPC_PORT: int = int(_ENV["GRPC_PORT"])
 CLIENT_PORT: int = int(_ENV["CLIENT_PORT"])
 # Where versions are written and served from: models/mnist/<version>/ (relative to the repo root).
 MODEL_BASE_PATH: Path = ROOT / _ENV["MODELS_DIR"] / MODEL_NAME
+# `make run`'s background training writes its progress here (train/progress.py), which the app
+# shows; its TensorFlow and server output goes to the log beside it.
+TRAINING_PROGRESS: Path = MODEL_BASE_PATH.parent / "training.json"
+RUN_LOG: Path = MODEL_BASE_PATH.parent / "make-run.log"
 # The local server's address, which is also the client's default TF_SERVING_URL.
 DEFAULT_SERVING_URL: str = f"http://localhost:{REST_API_PORT}"
 

@@ -8,17 +8,25 @@ Talks REST to TF_SERVING_URL (default: the local server) and never imports Tenso
 import base64
 import contextlib
 import html
+import json
+import time
 
 import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+import settings
 from client import api, feedback_ui, preprocess, results
 from settings import CANVAS_SIZE
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 ZOOM = 5  # the 28x28 view, enlarged to 140 pixels a digit
 VERSION_CHECK_SECONDS = 2.0  # how often the sidebar looks for new versions
+# The training banner: progress older than this means the training is no longer running (it
+# writes twice a second while it trains, less often while it reads its data); the news of a
+# new version stays this long.
+STALE_SECONDS = 300
+BANNER_SECONDS = 600
 # TF Serving's version states, as the selector words them (END: unloaded, or failed to load).
 STATE_WORDS = {
     "AVAILABLE": "",
@@ -308,6 +316,53 @@ def upload_section(server: dict) -> None:
         feedback_ui.offer(image, answers[server["target"]], server["model"], "upload")
 
 
+def training_progress() -> dict | None:
+    """What `make run`'s background training last wrote (train/progress.py), if it is recent;
+    the app reads the file itself, since its image carries no train/."""
+    try:
+        state = json.loads(settings.TRAINING_PROGRESS.read_text())
+    except (OSError, ValueError):
+        return None
+    recent = BANNER_SECONDS if state.get("state") == "exported" else STALE_SECONDS
+    return state if time.time() - state.get("updated", 0) < recent else None
+
+
+@st.fragment(run_every=VERSION_CHECK_SECONDS)
+def training_banner(server: dict) -> None:
+    """While the full model trains: its progress. Once the server answers with it: that."""
+    state = training_progress()
+    if state is None:
+        return
+    if state["state"] == "exported":
+        try:
+            latest = max(
+                v.version
+                for v in api.get_versions(server["url"], server["model"])
+                if v.state == "AVAILABLE"
+            )
+        except (api.ServingError, ValueError):
+            return
+        if latest == state.get("version"):
+            st.success(
+                f"Version {latest}, the full model, answers now: "
+                f"{state.get('test_accuracy', 0):.2%} on MNIST's test set."
+            )
+        return
+    fraction = float(state.get("fraction", 0.0))
+    where = (
+        f"model {state['model']} of {state['models']}, step {state['step']:,} of {state['steps']:,}"
+        if state["state"] == "training"
+        else "getting its data ready"
+        if state["state"] == "queued"
+        else "exporting it"
+    )
+    st.progress(
+        min(max(fraction, 0.0), 1.0),
+        text=f"The full model is training in the background ({where}). The quick first model "
+        "answers meanwhile; the full one takes over by itself.",
+    )
+
+
 def draw_page() -> None:
     server = sidebar()
     st.title("✏️ Digit recognizer")
@@ -315,6 +370,7 @@ def draw_page() -> None:
         "Draw a digit, or a number with a small gap between its digits: a CNN trained on MNIST, "
         "served by TensorFlow Serving, reads it as soon as you lift the mouse."
     )
+    training_banner(server)
     # A switch rather than st.tabs: the browser redraws tabs on every stroke's rerun of the
     # canvas inside them. Without them a drawing's answer shows sooner (bench/client_bench.py;
     # figures in bench/RESULTS.md).

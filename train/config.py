@@ -157,6 +157,12 @@ class TrainConfig:
         type=version_spec,
         metavar="N|latest",
     )
+    progress_file: Path | None = option(
+        None,
+        "write the run's progress to this JSON file as it trains (train/progress.py)",
+        type=Path,
+        metavar="PATH",
+    )
     verbose: int = option(
         1, "Keras progress: 1 bar, 2 a line per epoch, 0 silent", type=int, choices=(0, 1, 2)
     )

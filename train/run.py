@@ -14,7 +14,7 @@ import numpy as np
 
 from export.saved_model import export_version
 from export.versions import VersionError, list_versions
-from train import data, feedback_data, finetune, report
+from train import data, feedback_data, finetune, progress, report
 from train.config import DEFAULT_STEPS, FINETUNE_EPOCHS, TrainConfig
 from train.model import build
 
@@ -132,6 +132,7 @@ def fit(
     learning_rate: float,
     epochs: int,
     seed: int,
+    callbacks: tuple = (),
 ) -> dict[str, list[float]]:
     """The training loop of new models and fine-tunes alike: Adam with a cosine decay from
     `learning_rate` to 2% of it over the run. Returns the history of its epochs."""
@@ -155,7 +156,7 @@ def fit(
         data.make_dataset(split.x_train, split.y_train, config.batch_size, shuffle_seed=seed),
         validation_data=val_ds,
         epochs=epochs,
-        callbacks=[log_rate],
+        callbacks=[log_rate, *callbacks],
         verbose=config.verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
@@ -211,7 +212,12 @@ def train_models(
         else:
             model = build(config.arch, bn_momentum=trained.bn_momentum, seed=seed)
             learning_rate = config.learning_rate
-        trained.histories.append(fit(model, split, config, learning_rate, epochs, seed))
+        shown = ()
+        if config.progress_file is not None:
+            shown = (
+                progress.callback(config.progress_file, member, count, steps_per_epoch * epochs),
+            )
+        trained.histories.append(fit(model, split, config, learning_rate, epochs, seed, shown))
         trained.seconds += time.perf_counter() - started
         # 4,096 images pin the statistics down to well under 1% and take seconds.
         images = data.to_model_input(split.x_train[:RECALIBRATION_IMAGES]).numpy()
@@ -339,10 +345,20 @@ def run(config: TrainConfig) -> Path:
     source = data.load(config.data)
 
     trained = train_models(config, source, start, start_models, corrections)
+    if config.progress_file is not None:
+        progress.write(config.progress_file, state="exporting", fraction=1.0)
     models = trained.models
     model = models[0] if len(models) == 1 else average(models, trained.arch)
     x_test, y_test = data.to_model_input(trained.dataset.x_test).numpy(), trained.dataset.y_test
     metrics, probabilities = evaluate(config, trained, model, x_test, corrections)
     path = export(config, model, metrics, x_test, y_test, probabilities)
+    if config.progress_file is not None:
+        progress.write(
+            config.progress_file,
+            state="exported",
+            fraction=1.0,
+            version=int(path.name),
+            test_accuracy=metrics["test_accuracy"],
+        )
     print_result(path, metrics)
     return path

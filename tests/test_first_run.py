@@ -1,0 +1,118 @@
+"""`make run` on a fresh copy of the repository: a quick first model, then the full one swapped in.
+
+scripts/start_server_and_app.py runs for real in a copy of the repository (its own .env with free
+ports, no models), with a tiny schedule for both trainings (MAKE_RUN_TRAIN_FLAGS). Chromium draws
+while the full model trains in the background, sees the app's banner show its progress and then
+name the version that answers, and gets an answer before and after the swap. Then Ctrl-C, and a
+second run that only serves. Skipped without Chromium, except under CI=true.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from conftest import free_port, wait_for
+from test_browser import browser, draw, prediction, shown  # noqa: F401 - browser is a fixture
+
+import settings
+
+TINY = (
+    "--data sample --limit 600 --epochs 1 --continental-forms 50 --lowres-forms 50 "
+    "--uji-forms 50 --optdigits-forms 50"
+)
+# TensorFlow's and absl's own lines (I0000 ..., E0000 ..., W0000 ...), oneDNN's notices, and
+# Python tracebacks and warnings.
+FOREIGN = re.compile(r"^[IWEF]\d{4} |oneDNN|absl::|Traceback|Warning:|^\s+File ", re.M)
+
+
+def copy_repository(target) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=settings.ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        path = settings.ROOT / name.decode()
+        if path.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            (target / name.decode()).write_bytes(path.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fresh") / "repo"
+    copy_repository(root)
+    env_file = root / ".env"
+    ports = {"REST_API_PORT": free_port(), "GRPC_PORT": free_port(), "CLIENT_PORT": free_port()}
+    lines = [
+        f"{key}={ports[key]}" if key in ports else line
+        for line in env_file.read_text().splitlines()
+        for key in [line.partition("=")[0]]
+    ]
+    env_file.write_text("\n".join(lines) + "\n")
+    return root, ports
+
+
+def launch(root, output):
+    env = {**os.environ, "PYTHONPATH": str(root), "MAKE_RUN_TRAIN_FLAGS": TINY}
+    env.pop("MNIST_DIR", None)
+    return subprocess.Popen(
+        [sys.executable, "scripts/start_server_and_app.py"],
+        cwd=root,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C below reaches it and its children, as a terminal's
+    )
+
+
+def interrupt(process) -> None:
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+
+
+def test_first_run_serves_a_quick_model_then_swaps_in_the_full_one(browser, fresh):  # noqa: F811
+    root, ports = fresh
+    output = root / "terminal.txt"
+    with open(output, "wb") as terminal:
+        process = launch(root, terminal)
+    try:
+        app = f"http://localhost:{ports['CLIENT_PORT']}"
+        wait_for(lambda: "Draw a digit:" in output.read_text(), 300, "the first model")
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app)
+        shown(page.locator("canvas.upper-canvas"))
+        shown(page.get_by_text(re.compile("The full model is training in the background")))
+        draw(page, "1")
+        shown(prediction(page, r"\d"))  # the quick model answers meanwhile
+        shown_swap = page.get_by_text(re.compile(r"^Version 2, the full model, answers now"))
+        shown_swap.wait_for(timeout=300_000)
+        page.get_by_role("button", name="Reset canvas & history").click()
+        draw(page, "7")
+        shown(prediction(page, r"\d"))
+        page.close()
+        status = f"http://localhost:{ports['REST_API_PORT']}/v1/models/{settings.MODEL_NAME}"
+        states = {
+            v["version"]: v["state"] for v in requests.get(status).json()["model_version_status"]
+        }
+        assert states["2"] == "AVAILABLE"
+    finally:
+        interrupt(process)
+    text = output.read_text()
+    assert "The full model is exported as version 2" in text
+    assert not FOREIGN.search(text), text
+    assert "make-run.log" in text  # where those lines went, named once
+
+    # A second run: the full model exists, so it only serves.
+    with open(output, "wb") as terminal:
+        process = launch(root, terminal)
+    try:
+        wait_for(lambda: "Draw a digit:" in output.read_text(), 120, "the second run")
+        time.sleep(1)
+    finally:
+        interrupt(process)
+    text = output.read_text()
+    assert "training" not in text.lower(), text
