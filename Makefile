@@ -9,12 +9,15 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test lint bench
 
+# uv installs the same pinned versions as pip in about a third of the time (bench/RESULTS.md).
+UV := $(VENV)/bin/uv pip install --quiet --python $(PY)
+
 $(INSTALLED): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet pip==26.3
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet pip==26.3 uv==0.13.9
+	$(UV) -r requirements.txt
+	$(UV) --no-deps -r requirements-nodeps.txt
+	$(UV) --no-deps -e .
 	touch $@
 
 # Trains a first model if models/$(MODEL_NAME) has none (MNIST_DIR=folder of IDX files to train

@@ -116,3 +116,23 @@ def test_first_run_serves_a_quick_model_then_swaps_in_the_full_one(browser, fres
         interrupt(process)
     text = output.read_text()
     assert "training" not in text.lower(), text
+
+
+@pytest.mark.parametrize(
+    "state, pending",
+    [(None, False), ("queued", True), ("training", True), ("exporting", True), ("exported", False)],
+)
+def test_an_interrupted_full_training_is_taken_up_again(tmp_path, monkeypatch, state, pending):
+    """Ctrl-C (or a crash) leaves the progress file short of "exported": the next `make run`
+    trains the full model again. Versions without a progress file were made some other way."""
+    sys.path.insert(0, str(settings.ROOT / "scripts"))
+    try:
+        import start_server_and_app as launcher
+    finally:
+        sys.path.remove(str(settings.ROOT / "scripts"))
+    from train import progress
+
+    monkeypatch.setattr(settings, "TRAINING_PROGRESS", tmp_path / "training.json")
+    if state is not None:
+        progress.write(settings.TRAINING_PROGRESS, state=state, fraction=0.5)
+    assert launcher.full_model_pending() == pending
