@@ -23,7 +23,7 @@ $(INSTALLED): requirements.txt requirements-nodeps.txt pyproject.toml
 # Trains a first model if models/$(MODEL_NAME) has none (MNIST_DIR=folder of IDX files to train
 # without internet), then runs the local server and the client until Ctrl-C.
 run: $(INSTALLED)
-	$(PY) scripts/start_server_and_app.py
+	@$(PY) scripts/start_server_and_app.py
 
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check .
