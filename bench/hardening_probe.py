@@ -12,9 +12,7 @@ and after, and the steady client's failures.
 
 import argparse
 import base64
-import io
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -24,22 +22,12 @@ import uuid
 from pathlib import Path
 
 import requests
-from PIL import Image
 
 from export.versions import list_versions
+from tests.image_files import huge_webp
 
 METRICS = "/monitoring/prometheus/metrics"
 IMAGE = [[[0.0]] * 28] * 28
-
-
-def huge_webp() -> bytes:
-    """A 1x1 lossless WebP whose header is made to say 16,383 x 16,383 (14 bits a side)."""
-    out = io.BytesIO()
-    Image.new("L", (1, 1)).save(out, "WEBP", lossless=True)
-    data = bytearray(out.getvalue())
-    side = 16383 - 1
-    data[21:25] = struct.pack("<I", side | side << 14 | (data[24] >> 4) << 28)
-    return bytes(data)
 
 
 class Steady:

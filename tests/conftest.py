@@ -5,22 +5,18 @@ Both fixtures build into a temporary folder and return the model base path (the 
 `1/`).
 """
 
-import io
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
-from PIL import Image
 
 import settings
 from train.run import TrainConfig, run
@@ -183,22 +179,3 @@ def serving_in_process(
         rest.shutdown()
         rest.server_close()
         manager.stop()
-
-
-def huge_webp() -> bytes:
-    """A few dozen bytes of lossless WebP whose header says 16,383 x 16,383 (268 Mpixels)."""
-    out = io.BytesIO()
-    Image.new("L", (1, 1)).save(out, "WEBP", lossless=True)
-    data = bytearray(out.getvalue())
-    side = 16383 - 1
-    data[21:25] = struct.pack("<I", side | side << 14 | (data[24] >> 4) << 28)
-    return bytes(data)
-
-
-def png_of_size(width: int, height: int) -> bytes:
-    """A 1x1 PNG whose header (checksum included) says width x height: a valid PNG's start."""
-    out = io.BytesIO()
-    Image.new("L", (1, 1)).save(out, "PNG")
-    data = out.getvalue()
-    ihdr = b"IHDR" + struct.pack(">II", width, height) + data[24:29]
-    return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]

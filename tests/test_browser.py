@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from conftest import free_port, png_of_size, start_server, start_until, stop_server
+from conftest import free_port, start_server, start_until, stop_server
+from image_files import png_of_size
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 import settings

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from image_files import huge_webp
 from image_reference import image_to_mnist, split_digits, stroke_width, to_mnist
 from PIL import Image
 from test_preprocess import first, paste, seven, zero
@@ -203,16 +204,6 @@ def test_a_huge_image_is_refused_before_it_is_decoded(in_graph):
     data = data[:16] + struct.pack(">II", 20_000, 20_000) + data[24:]
     with pytest.raises(tf.errors.InvalidArgumentError, match="more than 50,000,000 pixels"):
         in_graph(data)
-
-
-def huge_webp() -> bytes:
-    """A lossless WebP whose header says 16,383 x 16,383 (such a black page is 38 bytes)."""
-    data = bytearray(encoded(np.zeros((1, 1, 3), np.uint8), "WEBP", lossless=True))
-    assert data[12:16] == b"VP8L" and data[20] == 0x2F
-    side = 16383 - 1
-    bits = side | side << 14 | (data[24] >> 4) << 28  # 14 bits each, then alpha and version
-    data[21:25] = struct.pack("<I", bits)
-    return bytes(data)
 
 
 def test_a_huge_webp_is_refused_before_it_is_decoded(in_graph):

@@ -14,7 +14,8 @@ import uuid
 import numpy as np
 import pytest
 import requests
-from conftest import huge_webp, png_of_size, serving_in_process
+from conftest import serving_in_process
+from image_files import huge_webp, png_of_size
 from PIL import Image
 
 from client import preprocess
