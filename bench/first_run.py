@@ -19,9 +19,6 @@ import base64
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,37 +29,10 @@ from pathlib import Path
 import requests
 
 import settings
+from tests.fresh_copy import FOREIGN, copy_repository, interrupt, launch
 
-FOREIGN = re.compile(r"^[IWEF]\d{4} |oneDNN|absl::|Traceback|Warning:|^\s+File ", re.M)
 STROKE = [(0.55, 0.05), (0.5, 0.95)]  # a "1", in the canvas's unit box
 PER_SECOND = 5  # requests a second from each of the two clients
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def copy_repository(target: Path) -> dict[str, int]:
-    """The tracked files into target, with free ports in its .env; returns the ports."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=settings.ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, (f.decode() for f in files)):
-        if (settings.ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(settings.ROOT / name, target / name)
-    ports = {"REST_API_PORT": free_port(), "GRPC_PORT": free_port(), "CLIENT_PORT": free_port()}
-    env = target / ".env"
-    lines = [
-        f"{line.partition('=')[0]}={ports[line.partition('=')[0]]}"
-        if line.partition("=")[0] in ports
-        else line
-        for line in env.read_text().splitlines()
-    ]
-    env.write_text("\n".join(lines) + "\n")
-    return ports
 
 
 def time_install(root: Path) -> float:
@@ -162,7 +132,7 @@ def main() -> None:
         print(
             f"install (make .venv/.installed, a new venv): {time_install(root):.0f} s", flush=True
         )
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = dict(os.environ)
     if args.mnist is not None:
         env["MNIST_DIR"] = str(args.mnist)
     terminal = root / "terminal.txt"
@@ -172,14 +142,7 @@ def main() -> None:
     stop = threading.Event()
     started = time.perf_counter()
     with open(terminal, "wb") as out:
-        launcher = subprocess.Popen(
-            [sys.executable, "scripts/start_server_and_app.py"],
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        launcher = launch(root, out, env)
     threads = []
     try:
         while "Draw a digit:" not in terminal.read_text():
@@ -210,8 +173,7 @@ def main() -> None:
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
-        os.killpg(launcher.pid, signal.SIGINT)
-        launcher.wait(timeout=60)
+        interrupt(launcher)
     print(
         f"requests from the first answer until 10 s after the swap: REST {counts['rest']} "
         f"answered, {counts['rest failed']} failed; gRPC {counts['grpc']} answered, "

@@ -9,14 +9,14 @@ second run that only serves. Skipped without Chromium, except under CI=true.
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 
+import fresh_copy
 import pytest
 import requests
-from conftest import free_port, wait_for
+from conftest import wait_for
+from fresh_copy import FOREIGN, copy_repository, interrupt
 from test_browser import browser, draw, prediction, shown  # noqa: F401 - browser is a fixture
 
 import settings
@@ -25,53 +25,18 @@ TINY = (
     "--data sample --limit 600 --epochs 1 --continental-forms 50 --lowres-forms 50 "
     "--uji-forms 50 --optdigits-forms 50"
 )
-# TensorFlow's and absl's own lines (I0000 ..., E0000 ..., W0000 ...), oneDNN's notices, and
-# Python tracebacks and warnings.
-FOREIGN = re.compile(r"^[IWEF]\d{4} |oneDNN|absl::|Traceback|Warning:|^\s+File ", re.M)
-
-
-def copy_repository(target) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=settings.ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        path = settings.ROOT / name.decode()
-        if path.is_file():
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            (target / name.decode()).write_bytes(path.read_bytes())
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
     root = tmp_path_factory.mktemp("fresh") / "repo"
-    copy_repository(root)
-    env_file = root / ".env"
-    ports = {"REST_API_PORT": free_port(), "GRPC_PORT": free_port(), "CLIENT_PORT": free_port()}
-    lines = [
-        f"{key}={ports[key]}" if key in ports else line
-        for line in env_file.read_text().splitlines()
-        for key in [line.partition("=")[0]]
-    ]
-    env_file.write_text("\n".join(lines) + "\n")
-    return root, ports
+    return root, copy_repository(root)
 
 
 def launch(root, output):
-    env = {**os.environ, "PYTHONPATH": str(root), "MAKE_RUN_TRAIN_FLAGS": TINY}
-    env.pop("MNIST_DIR", None)
-    return subprocess.Popen(
-        [sys.executable, "scripts/start_server_and_app.py"],
-        cwd=root,
-        env=env,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C below reaches it and its children, as a terminal's
-    )
-
-
-def interrupt(process) -> None:
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=60)
+    # Without MNIST_DIR, so that TINY's --data sample is the only data named.
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_DIR"}
+    return fresh_copy.launch(root, output, {**env, "MAKE_RUN_TRAIN_FLAGS": TINY})
 
 
 def test_first_run_serves_a_quick_model_then_swaps_in_the_full_one(browser, fresh):  # noqa: F811
