@@ -39,7 +39,7 @@ from tensorflow_serving.apis import (
 import settings
 from serving import classify_regress, tensor_proto
 from serving.batching import can_batch
-from serving.metrics import Metrics
+from serving.metrics import Metrics, model_label
 from serving.status import ServingError, invalid
 from serving.versions import Manager, Servable, Signature, servable_id
 
@@ -83,7 +83,7 @@ def prepare_predict(manager: Manager, request: predict_pb2.PredictRequest) -> Pr
     asked for."""
     servable = acquire(manager, request.model_spec)
     try:
-        key = request.model_spec.signature_name or settings.SIGNATURE_NAME
+        key = _key(request.model_spec)
         proto = servable.signature_defs.get(key)
         signature = servable.signatures.get(key)
         if proto is None or signature is None:
@@ -153,8 +153,7 @@ def _output_aliases(proto, output_filter) -> list[str]:
 def classify(manager: Manager, request) -> classification_pb2.ClassificationResponse:
     """TensorflowClassificationServiceImpl::Classify()."""
     response = classification_pb2.ClassificationResponse()
-    version, outputs, count = _run_examples(manager, request, "classify")
-    _model_spec(response.model_spec, request.model_spec.name, _key(request), version)
+    outputs, count = _run_examples(manager, request, "classify", response.model_spec)
     _fill_classifications(response.result, classify_regress.classifications(outputs, count))
     return response
 
@@ -162,23 +161,24 @@ def classify(manager: Manager, request) -> classification_pb2.ClassificationResp
 def regress(manager: Manager, request) -> regression_pb2.RegressionResponse:
     """TensorflowRegressionServiceImpl::Regress()."""
     response = regression_pb2.RegressionResponse()
-    version, outputs, count = _run_examples(manager, request, "regress")
-    _model_spec(response.model_spec, request.model_spec.name, _key(request), version)
-    for value in classify_regress.regressions(outputs, count):
-        response.result.regressions.add().value = value
+    outputs, count = _run_examples(manager, request, "regress", response.model_spec)
+    _fill_regressions(response.result, classify_regress.regressions(outputs, count))
     return response
 
 
-def _key(request) -> str:
-    return request.model_spec.signature_name or settings.SIGNATURE_NAME
+def _key(spec) -> str:
+    """The signature a model_spec names; without one, serving_default."""
+    return spec.signature_name or settings.SIGNATURE_NAME
 
 
-def _run_examples(manager: Manager, request, api: str) -> tuple[int, dict, int]:
+def _run_examples(manager: Manager, request, api: str, reply_spec) -> tuple[dict, int]:
+    """The outputs of a classify or regress signature on the request's examples, and how many
+    examples there were; the reply's model_spec names the version that answered."""
     if not request.HasField("model_spec"):
         raise invalid("Missing ModelSpec")
     servable = acquire(manager, request.model_spec)
     try:
-        key = _key(request)
+        key = _key(request.model_spec)
         classify_regress.check_signature(api, key, servable.signature_defs)
         signature = servable.signatures.get(key)
         if signature is None:  # in the MetaGraph but not callable, e.g. an init op
@@ -187,7 +187,8 @@ def _run_examples(manager: Manager, request, api: str) -> tuple[int, dict, int]:
         outputs = signature.call({classify_regress.INPUTS: examples})
     finally:
         manager.release(servable)
-    return servable.version, outputs, len(examples)
+    _model_spec(reply_spec, request.model_spec.name, key, servable.version)
+    return outputs, len(examples)
 
 
 def serialized_examples(input_proto) -> np.ndarray:
@@ -216,6 +217,11 @@ def _fill_classifications(result, classifications: list[list[tuple]]) -> None:
             entry.classes.add(label=_text(label), score=score)
 
 
+def _fill_regressions(result, values: list[float]) -> None:
+    for value in values:
+        result.regressions.add().value = value
+
+
 def multi_inference(manager: Manager, request) -> inference_pb2.MultiInferenceResponse:
     """RunMultiInferenceWithServerCore(): the first task's model; each task a classify or
     regress signature over the same examples. (TF Serving runs their outputs in one session call;
@@ -238,8 +244,8 @@ def multi_inference(manager: Manager, request) -> inference_pb2.MultiInferenceRe
             classifications = classify_regress.classifications(output, len(examples))
             _fill_classifications(result.classification_result, classifications)
         else:
-            for value in classify_regress.regressions(output, len(examples)):
-                result.regression_result.regressions.add().value = value
+            regressions = classify_regress.regressions(output, len(examples))
+            _fill_regressions(result.regression_result, regressions)
         _model_spec(result.model_spec, task.model_spec.name, key, servable.version)
     return response
 
@@ -255,7 +261,7 @@ def _check_tasks(tasks, servable: Servable) -> list[tuple[str, str]]:
                 "All ModelSpecs in a MultiInferenceRequest must access the same model name."
             )
         model_name = task.model_spec.name
-        key = task.model_spec.signature_name or settings.SIGNATURE_NAME
+        key = _key(task.model_spec)
         if any(key == k for k, _ in checked):
             raise invalid(f"Duplicate evaluation of signature: {key}")
         if key not in servable.signature_defs or key not in servable.signatures:
@@ -418,9 +424,8 @@ class _Service:
         finally:
             self.active -= 1
         if api is not None:
-            name = request.model_spec.name
             self.metrics.record(
-                name if name in self.manager.models else "",
+                model_label(request.model_spec.name, self.manager.models),
                 api,
                 code,
                 time.perf_counter() - start,

@@ -21,6 +21,13 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def model_label(name: str, served) -> str:
+    """The model_name a request is counted under: its model's, if served. Every name a client
+    makes up would otherwise get a label of its own and grow the page without bound; they all
+    count as ""."""
+    return name if name in served else ""
+
+
 class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 from serving import classify_regress, json_tensor
 from serving.batching import can_batch
 from serving.http_server import HttpServer, Request, Response
-from serving.metrics import Metrics
+from serving.metrics import Metrics, model_label
 from serving.status import HTTP_STATUS, ServingError, invalid
 from serving.versions import Manager, Servable, Signature
 from settings import SIGNATURE_NAME
@@ -117,11 +117,7 @@ class RestServer:
             respond(Response(HTTP_STATUS[code], output.encode()))
             if match:
                 seconds = time.perf_counter() - start
-                name = _decode(match.group(1))
-                # Only served models get a label of their own: every name a client makes up
-                # would otherwise grow the page without bound. The rest count as "".
-                if name not in self.manager.models:
-                    name = ""
+                name = model_label(_decode(match.group(1)), self.manager.models)
                 self.metrics.record(name, match.group(4).lower(), code, seconds)
 
         try:
