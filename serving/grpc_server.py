@@ -350,7 +350,10 @@ def _wait_until_available(manager: Manager, names: list[str], timeout: float | N
         failed = []
         waiting = False
         for name in names:
-            states = dict(manager.status(name, None)) if manager.models[name].versions else {}
+            try:
+                states = dict(manager.status(name, None))
+            except ServingError:  # no version found yet
+                states = {}
             if any(s.state == "AVAILABLE" for s in states.values()):
                 continue
             latest = states.get(max(states)) if states else None
