@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from settings import CANVAS_SIZE
-from train import devsets
+from train import devsets, uji
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def all_generators(images, labels, n):
     yield "continental_7", devsets.continental_7(n=n)
     for style in devsets.STYLES:
         yield style, devsets.redrawn_mnist(images, labels, style, n=n)
-    yield "uji_dev", devsets.uji_dev()
+    yield "uji_digits", devsets.uji_digits()
 
 
 def test_every_set_is_canvas_shaped_and_deterministic(mnist_sample):
@@ -148,11 +148,11 @@ def test_unknown_style_is_refused(mnist_sample):
         next(devsets.redrawn_mnist(images, labels, "bold"))
 
 
-def test_uji_dev_draws_the_dev_writers_digits_in_order():
-    digits = devsets.uji_dev_digits()
-    samples = take(devsets.uji_dev(), 30)
+def test_uji_digits_draws_every_writers_digits_in_file_order():
+    digits = uji.read()
+    samples = take(devsets.uji_digits(), 30)
     assert [label for _, label in samples] == [d.digit for d in digits[:30]]
-    assert len(digits) == 260 and len({d.writer for d in digits}) == 13
+    assert len(digits) == 800 and {d.writer for d in digits} == set(uji.WRITERS)
     sides = [max(b[1] - b[0], b[3] - b[2]) for b in (ink_box(c) for c, _ in samples)]
     assert 120 <= min(sides) and max(sides) <= 230 + 32
 

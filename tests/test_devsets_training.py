@@ -58,6 +58,21 @@ def test_with_forms_adds_to_training_only():
     assert set(with_forms(dataset, 40, 60, 0).y_train[45:]) <= set(y)
 
 
+def test_a_uji_fold_kept_out_draws_only_the_other_writers():
+    from train import uji
+    from train.data import Dataset, with_forms
+
+    x, y = np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64)
+    dataset = Dataset("tiny", x, y, x, y)
+    kept_out = with_forms(dataset, 0, 0, seed=3, uji=700, uji_fold=2).x_train[1:]
+    others = uji.split_writers(uji.read(), 2)[0]
+    assert len(others) == 640
+    # The 640 other writers' digits in turn, then the first 60 again: none of fold 2's.
+    np.testing.assert_array_equal(kept_out, uji.training_forms(others, 700, 3)[0])
+    every = with_forms(dataset, 0, 0, seed=3, uji=700).x_train[1:]
+    assert not np.array_equal(every, kept_out)
+
+
 def test_lowres_forms_are_fat_blocky_mnist_style_and_deterministic():
     from train.lowres_forms import lowres
 

@@ -1,4 +1,4 @@
-"""The UJI pen-stroke digits: the reader, the dev writers, the canvas renderer, training forms."""
+"""The UJI pen-stroke digits: the reader, the writer folds, the canvas renderer, training forms."""
 
 import cv2
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from train import uji
 
-# The first two entries of data/uji/ujidigits.txt, as the file holds them (one stroke each).
+# Two entries as data/uji/ujidigits.txt holds them, shortened.
 TWO_ENTRIES = """WORD 0 trn_UJI_W01-01
   NUMSTROKES 1
   POINTS 4 # 527 688 485 685 432 746 398 798
@@ -52,21 +52,28 @@ def test_a_malformed_file_names_its_line(tmp_path, text, message):
         uji.read(tmp_path / "missing.txt")
 
 
-def test_the_shipped_file_holds_25_writers_two_of_each_digit(digits):
-    assert len(digits) == 500
+def test_the_shipped_file_holds_40_writers_two_of_each_digit(digits):
+    assert len(digits) == 800
     writers = {d.writer for d in digits}
-    assert len(writers) == 25
+    assert len(writers) == 40
     for writer in writers:
         mine = sorted((d.digit, d.sample) for d in digits if d.writer == writer)
         assert mine == [(digit, sample) for digit in range(10) for sample in (1, 2)]
 
 
-def test_dev_writers_are_every_other_writer_and_never_train(digits):
-    writers = sorted({d.writer for d in digits})
-    assert uji.DEV_WRITERS == set(writers[::2])
-    train, dev = uji.split_writers(digits)
-    assert {d.writer for d in dev} == uji.DEV_WRITERS and len(dev) == 260
-    assert not {d.writer for d in train} & uji.DEV_WRITERS and len(train) == 240
+def test_the_folds_split_the_40_writers_into_five_disjoint_eights(digits):
+    assert sorted({d.writer for d in digits}) == list(uji.WRITERS) and len(uji.WRITERS) == 40
+    assert [len(f) for f in uji.FOLDS] == [8] * 5 and frozenset().union(*uji.FOLDS) == set(
+        uji.WRITERS
+    )
+    # Both sites in every fold: the eleven UJI-site writers two or three to a fold.
+    assert all(2 <= sum(w.startswith("trn_UJI") for w in f) <= 3 for f in uji.FOLDS)
+    for k, fold in enumerate(uji.FOLDS):
+        train, held_out = uji.split_writers(digits, k)
+        assert {d.writer for d in held_out} == fold and len(held_out) == 160
+        assert not {d.writer for d in train} & fold and len(train) == 640
+    train, held_out = uji.split_writers(digits)
+    assert len(train) == 800 and held_out == []
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:

@@ -103,15 +103,22 @@ class TrainConfig:
         type=int,
         metavar="N",
     )
-    # Real pen strokes of the UJI training writers (train/uji.py; the dev writers never), each
-    # digit drawn many times with a random pen, size, slant and position, and bent: twenty drawings
-    # of each of the 240 (bench/RESULTS.md: the dev writers' flagged 1s stop reading as 7, and
-    # bent drawings read the writers the straight ones miss).
+    # Real pen strokes of the UJI writers (train/uji.py), each digit drawn many times with a
+    # random pen, size, slant and position, and bent (bench/RESULTS.md: flagged 1s stop reading
+    # as 7, and bent drawings read the writers the straight ones miss).
     uji_forms: int = option(
         4800,
-        "add N drawings of real pen strokes (data/uji, training writers)",
+        "add N drawings of real pen strokes (data/uji)",
         type=int,
         metavar="N",
+    )
+    uji_fold: int | None = option(
+        None,
+        "keep fold K of the UJI writers (train/uji.py's FOLDS) out of training, to score the "
+        "model on writers it never saw (bench/accuracy_bench.py --folds); default: all writers",
+        type=int,
+        choices=range(5),
+        metavar="K",
     )
     uji_bend: float = option(
         1.5,

@@ -166,15 +166,17 @@ def with_forms(
     uji: int = 0,
     optdigits: int = 0,
     uji_bend: float = 0.0,
+    uji_fold: int | None = None,
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
     continental: n drawn continental 1s and 7s (train/canvas_forms.py); MNIST has no 1 with a
     flag and foot, no crossed 7. lowres: n of its training digits seen through an 8x8 grid
     (train/lowres_forms.py), the fat, blocky look of small scans and fat brushes. uji: n drawings
-    of real pen strokes by the UJI training writers (train/uji.py), European handwriting, bent by
-    uji_bend (train/uji.py's `bend`). optdigits: n renderings of real 8x8 scans by the optdigits
-    training writers (train/optdigits.py), continental forms as a small scan shows them.
+    of real pen strokes by the UJI writers (train/uji.py), European handwriting, bent by
+    uji_bend (train/uji.py's `bend`), the writers of fold uji_fold kept out. optdigits: n
+    renderings of real 8x8 scans by the optdigits training writers (train/optdigits.py),
+    continental forms as a small scan shows them.
     """
     from train import optdigits as optdigits_scans
     from train import uji as uji_pen
@@ -189,7 +191,7 @@ def with_forms(
         x, y = dataset.x_train, dataset.y_train
         parts.append(("lowres", lowres, lowres_forms(x, y, lowres, seed)))
     if uji > 0:
-        writers = uji_pen.split_writers(uji_pen.read())[0]
+        writers = uji_pen.split_writers(uji_pen.read(), uji_fold)[0]
         parts.append(("uji", uji, uji_pen.training_forms(writers, uji, seed, uji_bend)))
     if optdigits > 0:
         scans = optdigits_scans.read()

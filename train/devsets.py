@@ -12,8 +12,8 @@ thousand of them take 300 MB.
   jittered strokes with a round brush.
 - `redrawn_mnist`: MNIST digits' skeletons redrawn with a round brush in a given style: `thin`,
   `thick`, `slant` or `small_corner` (and `plain`, a normal brush, as a control).
-- `uji_dev`: the real pen strokes of the UJI dev writers (train/uji.py's DEV_WRITERS, never
-  trained on), each stroke drawn as the canvas draws it, at the size and pen width people use.
+- `uji_digits`: the real pen strokes of the UJI writers (train/uji.py), each stroke drawn as the
+  canvas draws it, at the size and pen width people use; scored by writer-disjoint folds.
 - `uploads`: MNIST digits on paper, as the upload page reads a file (not canvases): a `scan`, a
   `photo` with uneven light, that photo as a JPEG (`photo_jpeg`), a `cut_out` on transparency.
 """
@@ -291,27 +291,26 @@ def redrawn_mnist(
         yield to_rgba(redraw(images[i], style, rng)), int(labels[i])
 
 
-# --- real pen strokes: the UJI dev writers ---------------------------------------------------
+# --- real pen strokes: the UJI writers ------------------------------------------------------
 
 
-def uji_dev_digits() -> list:
-    """The dev writers' digits (train.uji.UjiDigit), in file order: writer by writer."""
-    return uji.split_writers(uji.read())[1]
+def uji_digits(seed: int = 0) -> Iterator[Sample]:
+    """Every UJI writer's digits (train/uji.py's `read`, in file order) on the canvas, as a person
+    draws them in the app (`uji_canvas`); a model is scored on the writers of the fold it never
+    saw."""
+    for i, digit in enumerate(uji.read()):
+        yield uji_canvas(digit, np.random.default_rng((seed, 10, i))), digit.digit
 
 
-def uji_dev(seed: int = 0) -> Iterator[Sample]:
-    """The dev writers' digits on the canvas, as a person draws them in the app.
-
-    Their own shapes, slants and stroke order; only the canvas varies: 120-230 px tall anywhere
-    on it, with a pen of 10-32 px (the app's stroke slider starts at 22).
-    """
-    for i, digit in enumerate(uji_dev_digits()):
-        rng = np.random.default_rng((seed, 10, i))
-        size = rng.uniform(120, 230)
-        margin = size / 2 + 6
-        far = CANVAS_SIZE - margin
-        centre = (rng.uniform(margin, far), rng.uniform(margin, far))
-        yield uji.render(digit, size=size, pen=rng.uniform(10, 32), centre=centre), digit.digit
+def uji_canvas(digit: uji.UjiDigit, rng: np.random.Generator) -> np.ndarray:
+    """The digit on the canvas: the writer's own shapes, slants and stroke order; only the canvas
+    varies: 120-230 px tall anywhere on it, with a pen of 10-32 px (the app's stroke slider starts
+    at 22)."""
+    size = rng.uniform(120, 230)
+    margin = size / 2 + 6
+    far = CANVAS_SIZE - margin
+    centre = (rng.uniform(margin, far), rng.uniform(margin, far))
+    return uji.render(digit, size=size, pen=rng.uniform(10, 32), centre=centre)
 
 
 # --- uploads: a digit on paper, as the upload page has it once the file is read ---------------

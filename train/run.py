@@ -108,6 +108,7 @@ def with_config_forms(source: data.Dataset, config: TrainConfig, seed: int) -> d
         uji=config.uji_forms,
         optdigits=config.optdigits_forms,
         uji_bend=config.uji_bend,
+        uji_fold=config.uji_fold,
     )
 
 

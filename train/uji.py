@@ -6,7 +6,8 @@ a drawing: each stroke its own polyline with a round pen, on a 280x280 RGBA imag
 and the coverage in alpha. `training_forms()` draws the training writers' digits many times, with
 random pens, sizes, slants and positions, as 28x28 MNIST-style training images.
 
-The writers in DEV_WRITERS never reach training: train/devsets.py scores the model on them.
+`FOLDS` deals the writers into five writer-disjoint folds: a model trained with one fold kept
+out is scored on it (train/devsets.py's `uji_digits`, bench/accuracy_bench.py).
 """
 
 import re
@@ -21,15 +22,19 @@ from train.canvas_forms import mnist_normalise
 
 UJI_FILE = Path(__file__).resolve().parent.parent / "data" / "uji" / "ujidigits.txt"
 
-# Kept out of training, the dev set: every other writer id in sorted order, starting with the
-# first. The ids are listed rather than derived so that the set stays the same if the data grows.
-# The file holds one writer of the UJI site (W01) and 24 of the UPV site, so the sites cannot be
-# balanced; W01 is in the dev set, which then holds 13 writers (260 digits), training 12 (240).
-DEV_WRITERS = frozenset(
-    f"trn_{w}"
-    for w in "UJI_W01 UPV_W20 UPV_W23 UPV_W26 UPV_W29 UPV_W32 UPV_W35 UPV_W38 UPV_W41 UPV_W50 "
-    "UPV_W53 UPV_W56 UPV_W59".split()
+# The database's 40 training writers (its test writers are never used), listed rather than
+# read from the file so that the folds stay the same whatever the file holds.
+WRITERS = tuple(
+    "trn_" + w
+    for w in "UJI_W01 UJI_W02 UJI_W03 UJI_W04 UJI_W05 UJI_W06 UJI_W07 UJI_W08 UJI_W09 UJI_W10 "
+    "UJI_W11 UPV_W17 UPV_W19 UPV_W20 UPV_W22 UPV_W23 UPV_W25 UPV_W26 UPV_W28 UPV_W29 UPV_W31 "
+    "UPV_W32 UPV_W34 UPV_W35 UPV_W37 UPV_W38 UPV_W40 UPV_W41 UPV_W43 UPV_W44 UPV_W46 UPV_W47 "
+    "UPV_W49 UPV_W50 UPV_W52 UPV_W53 UPV_W55 UPV_W56 UPV_W58 UPV_W59".split()
 )
+# Five writer-disjoint folds of eight, dealt in turn from the sorted list so that each holds two
+# or three of the eleven writers of the UJI site. `python -m train --uji-fold K` keeps fold K out
+# of training; bench/accuracy_bench.py scores each fold's model on the fold it never saw.
+FOLDS = tuple(frozenset(WRITERS[k::5]) for k in range(5))
 
 _WORD = re.compile(r"WORD (\d) (\S+)-(\d+)$")
 _NUMSTROKES = re.compile(r"NUMSTROKES (\d+)$")
@@ -88,10 +93,13 @@ def read(path: Path = UJI_FILE) -> list[UjiDigit]:
     return digits
 
 
-def split_writers(digits: list[UjiDigit]) -> tuple[list[UjiDigit], list[UjiDigit]]:
-    """(training digits, dev digits): the dev writers' digits never go to training."""
-    train = [d for d in digits if d.writer not in DEV_WRITERS]
-    return train, [d for d in digits if d.writer in DEV_WRITERS]
+def split_writers(
+    digits: list[UjiDigit], fold: int | None = None
+) -> tuple[list[UjiDigit], list[UjiDigit]]:
+    """(training digits, held-out digits): fold `fold`'s writers held out, or none."""
+    held_out = FOLDS[fold] if fold is not None else frozenset()
+    train = [d for d in digits if d.writer not in held_out]
+    return train, [d for d in digits if d.writer in held_out]
 
 
 def rotation(degrees: float) -> np.ndarray:
