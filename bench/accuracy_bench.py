@@ -1,13 +1,20 @@
 """Accuracy of exported model versions on MNIST test and on canvas-like dev sets.
 
-    python -m bench.accuracy_bench                        # every version under models/mnist
-    python -m bench.accuracy_bench runs/a runs/b/3 --n 500 --mnist DIR
-    python -m bench.accuracy_bench models/mnist/3 models/mnist/4 --average   # and their mean
+    python -m bench.accuracy_bench                     # the default recipe by UJI writer folds
+    python -m bench.accuracy_bench --folds runs/folds/b -- --uji-forms 12800   # another recipe
+    python -m bench.accuracy_bench models/mnist/3 runs/a --n 500 --mnist DIR --average
 
-Each path is a model base path (all its numeric versions) or one version folder. Dev set
-canvases (train/devsets.py) are cut by the client (client/preprocess.py) and normalised by
-tests/image_reference.py's `to_mnist`, the Python twin of the predict_image graph (as good as the
-same answers, bench/RESULTS.md), then go through the version's `serving_default` signature.
+Folds: the recipe (`python -m train` and the flags after --) is trained five times, each time
+with one of train/uji.py's five writer-disjoint folds of UJI writers kept out, as versions 1-5 of
+the --folds folder (those already there are reused). Each version is scored on every dev set, the
+UJI writers on the fold it never saw; each row prints the mean over the five and their spread
+(lowest, highest): a difference between recipes inside the spread is a tie. The UJI folds'
+confusions, pooled, are drawn into bench/results/uji_folds_confusion.png.
+
+Paths: each is a model base path (all its numeric versions) or one version folder, scored on its
+own; the UJI row only for a version trained with a fold kept out (--uji-fold).
+
+Dev set canvases (train/devsets.py) are cut by the client and scored by tests/dev_scores.py.
 Prints one table per version (accuracy per set, worst confusions), the "not sure" analysis (how
 often the top probability is below a threshold when the answer is wrong versus right), and a
 side-by-side summary.
@@ -15,9 +22,9 @@ side-by-side summary.
 
 import argparse
 import hashlib
+import subprocess
+import sys
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,57 +32,19 @@ import numpy as np
 import settings
 from client import preprocess as client_preprocess
 from client.results import NOT_SURE_BELOW
-from tests import image_reference
-from tests.image_reference import to_mnist
-from train import devsets
+from tests import dev_scores, image_reference
+from tests.dev_scores import EvalSet, evaluate, print_version, version_folders
+from train import devsets, uji
 
 CACHE_DIR = settings.ROOT / "runs" / "devsets-cache"
+RESULTS_DIR = settings.ROOT / "bench" / "results"
+DEFAULT_FOLDS = settings.ROOT / "runs" / "folds" / "default"
 THRESHOLDS = tuple(sorted({0.5, 0.6, 0.7, 0.8, 0.9, 0.95, NOT_SURE_BELOW}))
-# A canvas where to_mnist finds no ink gets this "prediction": always wrong, never confident.
-NO_DIGIT = -1
-
-
-@dataclass
-class EvalSet:
-    name: str
-    images: np.ndarray  # (N, 28, 28) float32 0..1; zeros where to_mnist found no digit
-    labels: np.ndarray  # (N,) int64
-    found: np.ndarray  # (N,) bool: to_mnist returned a digit
-    writers: np.ndarray | None = None  # (N,) str: who wrote each digit, for sets of real writers
-
-
-def load_mnist_test(folder: Path) -> EvalSet:
-    from train.data import DataError, load_idx
-
-    try:
-        dataset = load_idx(folder)
-    except DataError as e:  # one line, as for a wrong model path, not a traceback
-        raise SystemExit(f"{e}; give the folder with --mnist DIR") from None
-    images = dataset.x_test.astype(np.float32) / 255.0
-    return EvalSet("mnist_test", images, dataset.y_test, np.ones(len(images), bool))
-
-
-def preprocess(name: str, samples, writers: list[str] | None = None) -> EvalSet:
-    images, labels, found = [], [], []
-    for canvas, label in samples:
-        digit = to_mnist(canvas)
-        found.append(digit is not None)
-        images.append(np.zeros((28, 28), np.float32) if digit is None else digit)
-        labels.append(label)
-    return EvalSet(
-        name,
-        np.stack(images),
-        np.array(labels, np.int64),
-        np.array(found),
-        None if writers is None else np.array(writers),
-    )
 
 
 def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
     """The dev sets, preprocessed; cached on disk, keyed by the code that makes them."""
-    from train import uji
-
-    sources = (devsets, client_preprocess, image_reference, uji)
+    sources = (devsets, client_preprocess, image_reference, uji, dev_scores)
     code = b"".join(Path(m.__file__).read_bytes() for m in sources) + Path(__file__).read_bytes()
     key = hashlib.sha256(code + f"{n}/{seed}".encode()).hexdigest()[:16]
     cache = CACHE_DIR / f"{key}.npz"
@@ -104,17 +73,17 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
             f"mnist_{style}": lambda style=style: devsets.redrawn_mnist(source, labels, style, seed)
             for style in devsets.STYLES
         },
-        "uji_dev": lambda: devsets.uji_dev(seed),
+        "uji": lambda: devsets.uji_digits(seed),
         **{
             f"upload_{style}": lambda style=style: devsets.uploads(source, labels, style, seed)
             for style in devsets.UPLOAD_STYLES
         },
     }
-    writers = {"uji_dev": [d.writer for d in devsets.uji_dev_digits()]}
+    writers = {"uji": [d.writer for d in uji.read()]}
     sets = []
     for name, make in makers.items():
         started = time.perf_counter()
-        sets.append(preprocess(name, make(), writers.get(name)))
+        sets.append(dev_scores.preprocess(name, make(), writers.get(name)))
         print(f"  {name}: {len(sets[-1].labels)} canvases in {time.perf_counter() - started:.0f} s")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     arrays = {"names": np.array([s.name for s in sets])}
@@ -127,120 +96,81 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
     return sets
 
 
-def version_folders(paths: list[Path]) -> list[Path]:
-    folders = []
-    for path in paths:
-        if (path / "saved_model.pb").exists():
-            folders.append(path)
-        elif path.is_dir():
-            numbered = [p for p in path.iterdir() if p.name.isdigit() and p.is_dir()]
-            folders += sorted(numbered, key=lambda p: int(p.name))
-        else:
-            raise SystemExit(f"{path}: not a model base path or version folder")
-    if not folders:
-        raise SystemExit(f"no model versions under {', '.join(map(str, paths))}")
-    return folders
-
-
-def predict(folder: Path, images: np.ndarray) -> np.ndarray:
-    """Top probabilities and digits from the version's serving signature: (N, 10)."""
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(folder)).signatures[settings.SIGNATURE_NAME]
-    out = [
-        serve(image=tf.constant(images[i : i + 1000, ..., None]))["probabilities"].numpy()
-        for i in range(0, len(images), 1000)
+def sets_for(folder: Path, sets: list[EvalSet]) -> list[EvalSet]:
+    """The sets to score a version on: the UJI writers of the fold it was trained without."""
+    fold = dev_scores.held_out_fold(folder)
+    return [
+        dev_scores.fold_only(s, uji.FOLDS[fold]) if s.name == "uji" else s
+        for s in sets
+        if s.name != "uji" or fold is not None
     ]
-    return np.concatenate(out)
 
 
-def confusions(labels: np.ndarray, predicted: np.ndarray, top: int = 4) -> str:
-    pairs = Counter(
-        (int(t), int(p)) for t, p in zip(labels, predicted, strict=True) if t != p
-    ).most_common(top)
-    return ", ".join(f"{t}->{'none' if p == NO_DIGIT else p} ({c})" for (t, p), c in pairs)
+def train_folds(folder: Path, mnist: Path, flags: list[str]) -> None:
+    """Versions 1-5 of `folder`: the recipe trained with each UJI fold kept out in turn."""
+    for fold in range(len(uji.FOLDS)):
+        if (folder / str(fold + 1) / "saved_model.pb").exists():
+            continue
+        command = [sys.executable, "-m", "train", "--data", f"idx:{mnist}", "--uji-fold",
+                   str(fold), "--model-base-path", str(folder), "--version", str(fold + 1),
+                   "--verbose", "2", *flags]  # fmt: skip
+        print(f"fold {fold + 1} of {len(uji.FOLDS)}: $ {' '.join(command)}", flush=True)
+        started = time.perf_counter()
+        if subprocess.run(command, cwd=settings.ROOT).returncode != 0:
+            raise SystemExit(f"training fold {fold + 1} failed (see above)")
+        print(f"fold {fold + 1} trained in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def evaluate(folder: Path | None, sets: list[EvalSet], probabilities=None) -> dict:
-    """Per set: accuracy, confusions; plus (confidence, correct) of all dev set answers.
-    From the version in `folder`, or from given `probabilities` (all sets' images in order)."""
-    if probabilities is None:
-        probabilities = predict(folder, np.concatenate([s.images for s in sets]))
-    rows, dev_confidence, dev_correct, by_writer = [], [], [], {}
-    start = 0
-    for s in sets:
-        p = probabilities[start : start + len(s.labels)]
-        start += len(s.labels)
-        predicted = np.where(s.found, p.argmax(axis=1), NO_DIGIT)
-        confidence = np.where(s.found, p.max(axis=1), 0.0)
-        correct = predicted == s.labels
-        rows.append((s.name, len(s.labels), correct.mean(), confusions(s.labels, predicted)))
-        if s.writers is not None:
-            by_writer[s.name] = writer_rows(s, predicted)
-        if s.name != "mnist_test":
-            dev_confidence.append(confidence)
-            dev_correct.append(correct)
-    return {
-        "rows": rows,
-        "probabilities": probabilities,
-        "confidence": np.concatenate(dev_confidence),
-        "correct": np.concatenate(dev_correct),
-        "by_writer": by_writer,
+def print_folds(folders: list[Path], results: dict, thresholds: tuple[float, ...]) -> None:
+    """Each set's mean over the fold versions and its spread; the UJI folds one by one."""
+    print(f"\n== {len(folders)} fold versions of {folders[0].parent}")
+    print(f"{'set':<20} {'mean':>8} {'lowest':>8} {'highest':>8}")
+    names = [name for name, *_ in results[folders[0]]["rows"]]
+    for name in names:
+        accuracies = [next(r[2] for r in results[f]["rows"] if r[0] == name) for f in folders]
+        mean, low, high = np.mean(accuracies), min(accuracies), max(accuracies)
+        label = "uji (unseen fold)" if name == "uji" else name
+        print(f"{label:<20} {mean:>8.2%} {low:>8.2%} {high:>8.2%}")
+    folds = [results[f]["by_writer"]["uji"] for f in folders]
+    accuracies = [np.mean([a for _, _, a, _ in writers]) for writers in folds]
+    print(
+        "uji folds: " + ", ".join(f"{a:.2%}" for a in accuracies)
+        + f"; mean {np.mean(accuracies):.2%}, worst fold {min(accuracies):.2%}; lowest writer "
+        + ", ".join(f"{w[0][0]} {w[0][2]:.0%}" for w in folds)
+    )  # fmt: skip
+    pooled = {
+        "rows": [],
+        "confidence": np.concatenate([results[f]["confidence"] for f in folders]),
+        "correct": np.concatenate([results[f]["correct"] for f in folders]),
     }
+    print_version(Path("the fold versions' answers, pooled"), pooled, thresholds)
 
 
-def writer_rows(s: EvalSet, predicted: np.ndarray) -> list[tuple[str, int, float, str]]:
-    """(writer, digits, accuracy, mistakes) of each writer in the set, worst first."""
-    rows = []
-    for writer in sorted(set(s.writers)):
-        mine = s.writers == writer
-        correct = predicted[mine] == s.labels[mine]
-        mistakes = confusions(s.labels[mine], predicted[mine], top=5)
-        rows.append((str(writer), int(mine.sum()), correct.mean(), mistakes))
-    return sorted(rows, key=lambda row: (row[2], row[0]))
+def plot_uji_confusion(folders: list[Path], results: dict, sets: dict) -> Path:
+    from train.report import plot_confusion
 
-
-def print_version(folder: Path, result: dict, thresholds: tuple[float, ...]) -> None:
-    import json
-
-    metrics_path = folder / "assets.extra" / "metrics.json"
-    about = ""
-    if metrics_path.exists():
-        m = json.loads(metrics_path.read_text())
-        about = (
-            f"arch {m.get('arch')}, {m.get('epochs')} epochs, trained {m.get('training_seconds')} s"
-        )
-    print(f"\n== {folder}  {about}")
-    print(f"{'set':<20} {'n':>6} {'accuracy':>9}  worst confusions (true->predicted)")
-    for name, n, accuracy, worst in result["rows"]:
-        print(f"{name:<20} {n:>6} {accuracy:>9.2%}  {worst}")
-    for name, writers in result.get("by_writer", {}).items():
-        lowest = writers[0][2]
-        print(f"{name} by writer: {len(writers)} writers, lowest {lowest:.2%}, worst first:")
-        for writer, n, accuracy, mistakes in writers:
-            print(f"  {writer:<18} {n:>6} {accuracy:>9.2%}  {mistakes}")
-    confidence, correct = result["confidence"], result["correct"]
-    print(
-        f"not sure = top probability < t, on all dev set answers "
-        f"({(~correct).sum()} wrong, {correct.sum()} right):"
-    )
-    print(
-        f"{'t':>6} {'wrong flagged':>14} {'right flagged':>14} "
-        f"{'acc. sure':>10} {'acc. not sure':>14}"
-    )
-    for t in thresholds:
-        sure = confidence >= t
-        wrong = (~sure[~correct]).mean() if (~correct).any() else 0.0
-        right = (~sure[correct]).mean() if correct.any() else 0.0
-        acc_sure = f"{correct[sure].mean():.1%}" if sure.any() else "-"
-        acc_unsure = f"{correct[~sure].mean():.1%}" if (~sure).any() else "-"
-        mark = "  <- client.results.NOT_SURE_BELOW" if t == NOT_SURE_BELOW else ""
-        print(f"{t:>6.2f} {wrong:>14.1%} {right:>14.1%} {acc_sure:>10} {acc_unsure:>14}{mark}")
+    confusion = np.zeros((10, 10), np.int64)
+    for folder in folders:
+        s = sets[folder]
+        predicted = results[folder]["predicted"]["uji"]
+        for true, guess in zip(s.labels, predicted, strict=True):
+            if guess != dev_scores.NO_DIGIT:
+                confusion[true, guess] += 1
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / "uji_folds_confusion.png"
+    plot_confusion(confusion, path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="*", type=Path, default=[settings.MODEL_BASE_PATH])
+    parser.add_argument("paths", nargs="*", type=Path, help="versions to score on their own")
+    parser.add_argument(
+        "--folds",
+        type=Path,
+        help=f"train (if missing) and score a recipe by UJI writer folds in this folder "
+        f"(default without paths: {DEFAULT_FOLDS.relative_to(settings.ROOT)})",
+    )
     parser.add_argument(
         "--mnist",
         type=Path,
@@ -253,35 +183,55 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--average", action="store_true", help="also score the versions' averaged probabilities"
     )
-    args = parser.parse_args(argv)
-
-    folders = version_folders(args.paths)
+    argv = sys.argv[1:] if argv is None else argv
+    flags = argv[argv.index("--") + 1 :] if "--" in argv else []  # python -m train's own
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.mnist is None:
         raise SystemExit("no MNIST folder: give --mnist DIR or set MNIST_DIR")
-    mnist = load_mnist_test(args.mnist)
+    fold_folder = args.folds or (None if args.paths else DEFAULT_FOLDS)
+    if fold_folder is not None:
+        train_folds(fold_folder, args.mnist, flags)
+    elif flags:
+        parser.error(f"unrecognized arguments: {' '.join(flags)} (train flags go with --folds)")
+    folders = version_folders(args.paths) if args.paths else []
+    fold_versions = version_folders([fold_folder])[: len(uji.FOLDS)] if fold_folder else []
+
+    mnist = dev_scores.load_mnist_test(args.mnist)
     print("dev sets (train/devsets.py -> client/preprocess.py -> tests/image_reference.py):")
     sets = [mnist, *build_dev_sets(mnist, args.n, args.seed)]
-    results = {}
-    for folder in folders:
-        results[folder] = evaluate(folder, sets)
-        print_version(folder, results[folder], tuple(args.thresholds))
+    thresholds = tuple(args.thresholds)
+    results, version_sets = {}, {}
+    for folder in [*folders, *fold_versions]:
+        version_sets[folder] = sets_for(folder, sets)
+        results[folder] = evaluate(folder, version_sets[folder])
+        print_version(folder, results[folder], thresholds)
+    if fold_versions:
+        if any(dev_scores.held_out_fold(f) is None for f in fold_versions):
+            raise SystemExit(f"{fold_folder}: every version there must keep a UJI fold out")
+        print_folds(fold_versions, results, thresholds)
+        print(f"UJI folds' confusions: {plot_uji_confusion(fold_versions, results, version_sets)}")
     if args.average and len(folders) > 1:
+        if len({dev_scores.held_out_fold(f) for f in folders}) > 1:
+            raise SystemExit("--average: the versions were trained without different UJI folds")
         average = np.mean([results[f]["probabilities"] for f in folders], axis=0)
         label = Path(f"average of {len(folders)} versions")
-        results[label] = evaluate(None, sets, average)
-        print_version(label, results[label], tuple(args.thresholds))
+        results[label] = evaluate(None, version_sets[folders[0]], average)
+        print_version(label, results[label], thresholds)
         folders.append(label)
     if len(folders) > 1:
-        print("\nsummary (accuracy)")
-        names = [str(f) for f in folders]
-        print(f"{'set':<20} " + " ".join(f"{n[-18:]:>18}" for n in names))
-        for i, s in enumerate(sets):
-            row = " ".join(f"{results[f]['rows'][i][2]:>18.2%}" for f in folders)
-            print(f"{s.name:<20} {row}")
-            if s.writers is not None:
-                worst = [results[f]["by_writer"][s.name][0][2] for f in folders]
-                lowest = " ".join(f"{w:>18.2%}" for w in worst)
-                print(f"{'  lowest writer':<20} {lowest}")
+        print_summary(folders, results)
+
+
+def print_summary(folders: list[Path], results: dict) -> None:
+    print("\nsummary (accuracy)")
+    names = [str(f) for f in folders]
+    print(f"{'set':<20} " + " ".join(f"{n[-18:]:>18}" for n in names))
+    for name in dict.fromkeys(r[0] for f in folders for r in results[f]["rows"]):
+        cells = []
+        for f in folders:
+            row = next((r for r in results[f]["rows"] if r[0] == name), None)
+            cells.append(f"{row[2]:>18.2%}" if row else f"{'-':>18}")
+        print(f"{name:<20} " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -1,37 +1,38 @@
-"""bench/accuracy_bench.py on a real exported version (the tiny fixture) and a few dev canvases."""
+"""tests/dev_scores.py (what bench/dev_scores.py prints) on a real exported version (the tiny
+fixture) and a few dev canvases."""
 
 import itertools
 
 import numpy as np
 import pytest
 
-from bench import accuracy_bench
-from train import devsets
+from tests import dev_scores
+from train import devsets, uji
 
 
 def canvases_set(name, samples, n):
-    return accuracy_bench.preprocess(name, itertools.islice(samples, n))
+    return dev_scores.preprocess(name, itertools.islice(samples, n))
 
 
 def test_preprocess_marks_empty_canvases_as_no_digit():
     blank = np.zeros((280, 280, 4), np.uint8)
     samples = [(blank, 3), *itertools.islice(devsets.continental_7(n=2), 2)]
-    s = accuracy_bench.preprocess("mixed", samples)
+    s = dev_scores.preprocess("mixed", samples)
     assert list(s.found) == [False, True, True]
     assert s.images.shape == (3, 28, 28) and s.images[0].max() == 0 and s.images[1].max() == 1.0
     assert list(s.labels) == [3, 7, 7]
 
 
 def test_version_folders_finds_numbered_versions_or_takes_one(tiny_model_base, tmp_path):
-    assert accuracy_bench.version_folders([tiny_model_base]) == [tiny_model_base / "1"]
-    assert accuracy_bench.version_folders([tiny_model_base / "1"]) == [tiny_model_base / "1"]
+    assert dev_scores.version_folders([tiny_model_base]) == [tiny_model_base / "1"]
+    assert dev_scores.version_folders([tiny_model_base / "1"]) == [tiny_model_base / "1"]
     with pytest.raises(SystemExit, match="no model versions"):
-        accuracy_bench.version_folders([tmp_path])
+        dev_scores.version_folders([tmp_path])
 
 
 def test_a_missing_mnist_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match=r"no such folder .*; give the folder with --mnist DIR"):
-        accuracy_bench.load_mnist_test(tmp_path / "nope")
+        dev_scores.load_mnist_test(tmp_path / "nope")
 
 
 def test_evaluate_scores_each_set_with_the_exported_signature(tiny_model_base, capsys):
@@ -40,10 +41,10 @@ def test_evaluate_scores_each_set_with_the_exported_signature(tiny_model_base, c
         canvases_set("continental_1", devsets.continental_1(n=4), 4),
         canvases_set("continental_7", devsets.continental_7(n=4), 4),
     ]
-    blank = accuracy_bench.preprocess("blank", [(np.zeros((280, 280, 4), np.uint8), 5)])
-    result = accuracy_bench.evaluate(folder, [*sets, blank])
+    blank = dev_scores.preprocess("blank", [(np.zeros((280, 280, 4), np.uint8), 5)])
+    result = dev_scores.evaluate(folder, [*sets, blank])
 
-    probabilities = accuracy_bench.predict(folder, np.concatenate([s.images for s in sets]))
+    probabilities = dev_scores.predict(folder, np.concatenate([s.images for s in sets]))
     for (name, n, accuracy, _), s, p in zip(
         result["rows"], sets, np.split(probabilities, 2), strict=False
     ):
@@ -53,7 +54,7 @@ def test_evaluate_scores_each_set_with_the_exported_signature(tiny_model_base, c
     assert result["rows"][2][2] == 0.0 and result["confidence"][-1] == 0.0
     assert len(result["correct"]) == 9
 
-    accuracy_bench.print_version(folder, result, (0.5, 0.9))
+    dev_scores.print_version(folder, result, (0.5, 0.9))
     out = capsys.readouterr().out
     assert "continental_7" in out and "not sure" in out and "5->none (1)" in out
 
@@ -62,19 +63,19 @@ def test_given_probabilities_are_scored_as_a_versions_own(tiny_model_base):
     # --average scores the versions' mean probabilities this way.
     folder = tiny_model_base / "1"
     sets = [canvases_set("continental_7", devsets.continental_7(n=4), 4)]
-    alone = accuracy_bench.evaluate(folder, sets)
-    given = accuracy_bench.evaluate(None, sets, np.mean([alone["probabilities"]] * 2, axis=0))
+    alone = dev_scores.evaluate(folder, sets)
+    given = dev_scores.evaluate(None, sets, np.mean([alone["probabilities"]] * 2, axis=0))
     assert given["rows"] == alone["rows"]
     assert np.array_equal(given["confidence"], alone["confidence"])
 
 
-def test_uji_dev_is_scored_writer_by_writer(tiny_model_base, capsys):
-    digits = devsets.uji_dev_digits()[:40]  # the first two writers
-    s = accuracy_bench.preprocess(
-        "uji_dev", itertools.islice(devsets.uji_dev(), 40), [d.writer for d in digits]
+def test_uji_is_scored_writer_by_writer_on_the_fold_a_version_never_saw(tiny_model_base, capsys):
+    digits = uji.read()[:40]  # the first two writers
+    s = dev_scores.preprocess(
+        "uji", itertools.islice(devsets.uji_digits(), 40), [d.writer for d in digits]
     )
-    result = accuracy_bench.evaluate(tiny_model_base / "1", [s])
-    writers = result["by_writer"]["uji_dev"]
+    result = dev_scores.evaluate(tiny_model_base / "1", [s])
+    writers = result["by_writer"]["uji"]
     assert sorted(w for w, *_ in writers) == sorted({d.writer for d in digits})
     assert [n for _, n, *_ in writers] == [20, 20]
     assert writers[0][2] <= writers[1][2]  # worst first
@@ -83,6 +84,15 @@ def test_uji_dev_is_scored_writer_by_writer(tiny_model_base, capsys):
         mine = s.writers == writer
         assert accuracy == pytest.approx((predicted[mine] == s.labels[mine]).mean())
     assert np.mean([a for _, _, a, _ in writers]) == pytest.approx(result["rows"][0][2])
-    accuracy_bench.print_version(tiny_model_base / "1", result, (0.9,))
+    dev_scores.print_version(tiny_model_base / "1", result, (0.9,))
     out = capsys.readouterr().out
-    assert "uji_dev by writer: 2 writers, lowest" in out and writers[0][0] in out
+    assert "uji by writer: 2 writers, lowest" in out and writers[0][0] in out
+
+    # A fold keeps its own writers' digits only, in order.
+    first = digits[0].writer
+    fold = next(k for k, f in enumerate(uji.FOLDS) if first in f)
+    part = dev_scores.fold_only(s, uji.FOLDS[fold])
+    assert set(part.writers) == {first} and len(part.labels) == 20
+    assert np.array_equal(part.images, s.images[s.writers == first])
+    # The tiny fixture trained on every writer: no fold to score it on.
+    assert dev_scores.held_out_fold(tiny_model_base / "1") is None
