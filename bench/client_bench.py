@@ -3,11 +3,17 @@
     python -m bench.client_bench                          # serves models/mnist
     python -m bench.client_bench --model_base_path /tmp/m/mnist --drawings 20
     python -m bench.client_bench --serving_url http://localhost:8501   # a server already running
+    python -m bench.client_bench --uji runs/folds/default/1   # 100 real digits it never saw
 
 Starts the local server (unless --serving_url) and `streamlit run client` on free ports, then in
 Chromium draws a digit (1, 7, 0 in turn) with mouse strokes, and times it in the page itself:
 performance.now() at the mouseup event, and again when a MutationObserver sees the prediction's
 heading. The canvas is reset between drawings. Prints every time and the median; target 300 ms.
+
+With --uji VERSION the server serves that version alone (trained with a UJI fold kept out,
+`python -m train --uji-fold K`), and the mouse replays --drawings of the real pen strokes of the
+writers it never saw, stroke by stroke (train/uji.py), in the middle of the canvas: the bench
+then also prints how many the page read right.
 
 Each time is split in three, from marks taken in the page: `canvas`, mouse-up to the canvas's
 message to Streamlit; `script`, from there to Streamlit's last message before the answer shows
@@ -26,6 +32,7 @@ rendering, on cores shared with the server and the model; figures in bench/RESUL
 import argparse
 import math
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -73,7 +80,7 @@ window.WebSocket = class extends WebSocket {
 };
 new MutationObserver(() => {
   const b = window.__bench;
-  if (b.up && !b.shown && HEADING_SHOWN) b.shown = performance.now();
+  if (b.up && b.received && !b.shown && HEADING_SHOWN) b.shown = performance.now();
 }).observe(document, {subtree: true, childList: true, characterData: true});
 """.replace("HEADING_SHOWN", HEADING_SHOWN)
 
@@ -115,12 +122,49 @@ def phases(marks: dict) -> dict[str, float]:
     }
 
 
+def uji_drawings(version: Path, count: int) -> list[tuple[str, list[list[tuple[float, float]]]]]:
+    """`count` digits of the writers the version never saw, each as strokes in fractions of the
+    canvas: the digit's longer side spans 70% of it, centred; a dozen points a stroke, so that
+    the mouse draws a digit faster than the canvas's send delay and the page answers once."""
+    import numpy as np
+
+    from tests.dev_scores import held_out_fold
+    from train import uji
+
+    fold = held_out_fold(version)
+    if fold is None:
+        sys.exit(f"{version} trained on every UJI writer; give a version of --uji-fold K")
+    digits = [d for d in uji.read() if d.writer in uji.FOLDS[fold]]
+    chosen = sorted(np.random.default_rng(0).permutation(len(digits))[:count])
+    drawings = []
+    for digit in (digits[i] for i in chosen):
+        points = np.concatenate(digit.strokes)
+        low, extent = points.min(axis=0), max(np.ptp(points, axis=0).max(), 1e-9)
+        middle = (points.max(axis=0) - low) / extent / 2
+        strokes = []
+        for stroke in digit.strokes:
+            keep = np.unique(np.linspace(0, len(stroke) - 1, 12).round().astype(int))
+            unit = ((stroke[keep] - low) / extent - middle) * 0.7 + 0.5
+            strokes.append([(float(x), float(y)) for x, y in unit])
+        drawings.append((str(digit.digit), strokes))
+    return drawings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_base_path", type=Path, default=settings.MODEL_BASE_PATH)
     parser.add_argument("--serving_url", help="use this running server instead of starting one")
-    parser.add_argument("--drawings", type=int, default=20)
+    parser.add_argument("--drawings", type=int, help="how many (default: 20, with --uji 100)")
+    parser.add_argument("--uji", type=Path, metavar="VERSION", help="replay real digits to it")
     args = parser.parse_args()
+    if args.uji is not None:
+        drawings = uji_drawings(args.uji, args.drawings or 100)
+        args.model_base_path = Path(tempfile.mkdtemp(prefix="client_bench-uji-")) / "mnist"
+        shutil.copytree(args.uji, args.model_base_path / "1")
+    else:
+        shapes = {d: [[(0.2 + x * 0.6, 0.1 + y * 0.8) for x, y in s]] for d, s in STROKES.items()}
+        drawings = list(shapes.items()) * -(-(args.drawings or 20) // 3)
+        drawings = drawings[: args.drawings or 20]
 
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
@@ -170,10 +214,8 @@ def main() -> None:
             page.goto(app_url)
             canvas = page.locator("canvas.upper-canvas")
             canvas.wait_for(timeout=60_000)
-            times = []
-            splits = {}
-            digits = list(STROKES)
-            for i in range(args.drawings + 1):  # the first is a warm-up, not counted
+            times, splits, right = [], {}, 0
+            for i, (label, strokes) in enumerate([drawings[0], *drawings]):  # a warm-up first
                 page.get_by_role("button", name="Reset canvas & history").click()
                 page.get_by_text("Draw a digit in the black box.").wait_for(timeout=30_000)
                 try:
@@ -182,28 +224,27 @@ def main() -> None:
                     text = page.locator("body").inner_text()
                     sys.exit(f"an answer stayed after the reset; the page says:\n{text}")
                 box = canvas.bounding_box()
-                points = [
-                    (
-                        box["x"] + (0.2 + x * 0.6) * box["width"],
-                        box["y"] + (0.1 + y * 0.8) * box["height"],
-                    )
-                    for x, y in STROKES[digits[i % len(digits)]]
-                ]
-                page.mouse.move(*points[0])
-                page.mouse.down()
-                for point in points[1:]:
-                    page.mouse.move(*point, steps=8)
-                page.mouse.up()
+                for stroke in strokes:
+                    points = [
+                        (box["x"] + x * box["width"], box["y"] + y * box["height"])
+                        for x, y in stroke
+                    ]
+                    page.mouse.move(*points[0])
+                    page.mouse.down()
+                    for point in points[1:]:
+                        page.mouse.move(*point, steps=8 if len(points) < 5 else 2)
+                    page.mouse.up()
                 page.wait_for_function("window.__bench.shown > 0", timeout=30_000)
                 marks = page.evaluate("window.__bench")
                 shown = page.locator("h2", has_text="Prediction:").first.inner_text()
                 if i > 0:
+                    right += shown.split(":")[-1].strip() == label
                     times.append(marks["shown"] - marks["up"])
                     parts = phases(marks)
                     for name, value in parts.items():
                         splits.setdefault(name, []).append(value)
                     print(
-                        f"{i:2d}  drew {digits[i % len(digits)]}  {shown:<16} {times[-1]:6.0f} ms"
+                        f"{i:3d}  drew {label}  {shown:<16} {times[-1]:6.0f} ms"
                         + "".join(f"   {n} {v:4.0f}" for n, v in parts.items())
                     )
             browser.close()
@@ -218,6 +259,7 @@ def main() -> None:
         f"\nmouse-up to prediction shown, {len(times)} drawings: median {median:.0f} ms, "
         f"min {min(times):.0f}, max {max(times):.0f} ({verdict} the {TARGET_MS} ms target)"
     )
+    print(f"read right: {right} of {len(times)} ({right / len(times):.0%})")
     if splits:
         print("medians: " + ", ".join(f"{n} {statistics.median(v):.0f}" for n, v in splits.items()))
 
