@@ -720,26 +720,21 @@ def _add_to_feature(value, name: str, feature) -> None:
 
 def format_float32(value: float) -> str:
     """WriteDecimal<float>(): "%g", else 9 digits if that does not round-trip; "1" becomes "1.0"."""
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
-    text = f"{value:g}"
-    if _as_float32(float(text)) != _as_float32(value):
-        text = f"{value:.9g}"
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text
+    return _decimal(value, 9, _as_float32)
 
 
 def format_double(value: float) -> str:
     """WriteDecimal<double>(): as format_float32 with 17 digits."""
+    return _decimal(value, 17, float)
+
+
+def _decimal(value: float, digits: int, stored) -> str:
     if not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
     text = f"{value:g}"
-    if float(text) != value:
-        text = f"{value:.17g}"
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text
+    if stored(float(text)) != stored(value):
+        text = f"{value:.{digits}g}"
+    return text if "." in text or "e" in text else text + ".0"
 
 
 def _as_float32(value: float) -> float:
