@@ -665,10 +665,8 @@ def examples_from_json(doc: dict) -> np.ndarray:
         raise _format_error(doc, "Expecting 'examples' value to be an list/array")
     if not examples:
         raise _format_error(doc, "'examples' value is an empty array")
-    tensor = np.empty(len(examples), dtype=object)
-    for i, value in enumerate(examples):
-        tensor[i] = context + _example(value, example_pb2.Example()).SerializeToString()
-    return tensor
+    serialized = [_example(value, example_pb2.Example()).SerializeToString() for value in examples]
+    return np.array([context + example for example in serialized], dtype=object)
 
 
 def _example(value, example):
