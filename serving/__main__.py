@@ -60,16 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model_config_file", type=Path, help="text ModelServerConfig proto")
     p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0)
     p.add_argument("--file_system_poll_wait_seconds", type=float, default=1)
-    p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
+    switch = {"type": _bool, "nargs": "?", "const": True, "default": False}  # --flag[=true|false]
+    p.add_argument("--enable_batching", **switch)
     p.add_argument("--batching_parameters_file", type=Path)
     p.add_argument("--monitoring_config_file", type=Path)
-    p.add_argument(
-        "--allow_version_labels_for_unavailable_models",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=False,
-    )
+    p.add_argument("--allow_version_labels_for_unavailable_models", **switch)
     p.add_argument("--max_num_load_retries", type=int, default=5)
     p.add_argument("--load_retry_interval_micros", type=int, default=60 * 1000 * 1000)
     p.add_argument(

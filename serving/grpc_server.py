@@ -152,18 +152,12 @@ def _output_aliases(proto, output_filter) -> list[str]:
 
 def classify(manager: Manager, request) -> classification_pb2.ClassificationResponse:
     """TensorflowClassificationServiceImpl::Classify()."""
-    response = classification_pb2.ClassificationResponse()
-    outputs, count = _run_examples(manager, request, "classify", response.model_spec)
-    _fill_classifications(response.result, classify_regress.classifications(outputs, count))
-    return response
+    return _run_examples(manager, request, "classify", classification_pb2.ClassificationResponse())
 
 
 def regress(manager: Manager, request) -> regression_pb2.RegressionResponse:
     """TensorflowRegressionServiceImpl::Regress()."""
-    response = regression_pb2.RegressionResponse()
-    outputs, count = _run_examples(manager, request, "regress", response.model_spec)
-    _fill_regressions(response.result, classify_regress.regressions(outputs, count))
-    return response
+    return _run_examples(manager, request, "regress", regression_pb2.RegressionResponse())
 
 
 def _key(spec) -> str:
@@ -171,9 +165,9 @@ def _key(spec) -> str:
     return spec.signature_name or settings.SIGNATURE_NAME
 
 
-def _run_examples(manager: Manager, request, api: str, reply_spec) -> tuple[dict, int]:
-    """The outputs of a classify or regress signature on the request's examples, and how many
-    examples there were; the reply's model_spec names the version that answered."""
+def _run_examples(manager: Manager, request, api: str, response):
+    """The response, its result filled from a classify or regress signature run on the request's
+    examples, its model_spec naming the version that answered."""
     if not request.HasField("model_spec"):
         raise invalid("Missing ModelSpec")
     servable = acquire(manager, request.model_spec)
@@ -187,8 +181,9 @@ def _run_examples(manager: Manager, request, api: str, reply_spec) -> tuple[dict
         outputs = signature.call({classify_regress.INPUTS: examples})
     finally:
         manager.release(servable)
-    _model_spec(reply_spec, request.model_spec.name, key, servable.version)
-    return outputs, len(examples)
+    _fill_result(api, response.result, outputs, len(examples))
+    _model_spec(response.model_spec, request.model_spec.name, key, servable.version)
+    return response
 
 
 def serialized_examples(input_proto) -> np.ndarray:
@@ -204,30 +199,26 @@ def serialized_examples(input_proto) -> np.ndarray:
         examples = []
     if not examples:
         raise invalid("Input is empty.")
-    tensor = np.empty(len(examples), dtype=object)
-    for i, example in enumerate(examples):
-        tensor[i] = context + example.SerializeToString()
-    return tensor
+    return np.array([context + example.SerializeToString() for example in examples], dtype=object)
 
 
-def _fill_classifications(result, classifications: list[list[tuple]]) -> None:
-    for example in classifications:
-        entry = result.classifications.add()
-        for label, score in example:
-            entry.classes.add(label=_text(label), score=score)
-
-
-def _fill_regressions(result, values: list[float]) -> None:
-    for value in values:
-        result.regressions.add().value = value
+def _fill_result(api: str, result, outputs: dict, count: int) -> None:
+    """A ClassificationResult or RegressionResult of a signature's outputs on `count` examples."""
+    if api == "classify":
+        for example in classify_regress.classifications(outputs, count):
+            entry = result.classifications.add()
+            for label, score in example:
+                entry.classes.add(label=_text(label), score=score)
+    else:
+        for value in classify_regress.regressions(outputs, count):
+            result.regressions.add().value = value
 
 
 def multi_inference(manager: Manager, request) -> inference_pb2.MultiInferenceResponse:
     """RunMultiInferenceWithServerCore(): the first task's model; each task a classify or
     regress signature over the same examples. (TF Serving runs their outputs in one session call;
     here each signature is called in turn, which answers the same.)"""
-    first = request.tasks[0].model_spec if request.tasks else None
-    spec = first if first is not None else predict_pb2.PredictRequest().model_spec
+    spec = request.tasks[0].model_spec if request.tasks else predict_pb2.PredictRequest().model_spec
     servable = acquire(manager, spec)
     try:
         checked = _check_tasks(request.tasks, servable)
@@ -240,12 +231,8 @@ def multi_inference(manager: Manager, request) -> inference_pb2.MultiInferenceRe
     response = inference_pb2.MultiInferenceResponse()
     for task, (key, api), output in zip(request.tasks, checked, outputs, strict=True):
         result = response.results.add()
-        if api == "classify":
-            classifications = classify_regress.classifications(output, len(examples))
-            _fill_classifications(result.classification_result, classifications)
-        else:
-            regressions = classify_regress.regressions(output, len(examples))
-            _fill_regressions(result.regression_result, regressions)
+        kind = result.classification_result if api == "classify" else result.regression_result
+        _fill_result(api, kind, output, len(examples))
         _model_spec(result.model_spec, task.model_spec.name, key, servable.version)
     return response
 

@@ -10,7 +10,6 @@ done. States and messages follow core/ and model_servers/server_core.cc.
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,20 +384,6 @@ class Manager:
         if not states:
             raise not_found(f"Could not find any versions of model {name}")
         return sorted(states.items(), reverse=True)
-
-    def wait_until_available(self, timeout: float) -> bool:
-        """Whether every model has an AVAILABLE version within the timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                ready = all(
-                    any(s.state == "AVAILABLE" for s in m.versions.values())
-                    for m in self.models.values()
-                )
-            if ready:
-                return True
-            time.sleep(0.05)
-        return False
 
 
 # absl::SimpleAtoi(), which FileSystemStoragePathSource parses child names with: ASCII spaces

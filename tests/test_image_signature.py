@@ -276,8 +276,21 @@ def test_the_json_writer_builds_an_image_as_list_by_list(shape, single_line):
     # written a list at a time, as TF Serving's PrettyWriter nests them.
     from serving import json_tensor
 
+    def nested(shape, offset, indent):  # (text, next offset), one list at a time
+        if not shape:
+            return values[offset], offset + 1
+        if shape[0] == 0:
+            return "[]", offset
+        parts = []
+        for _ in range(shape[0]):
+            text, offset = nested(shape[1:], offset, indent + 4)
+            parts.append(text)
+        if single_line:
+            return "[" + ", ".join(parts) + "]", offset
+        pad = " " * (indent + 4)
+        return "[\n" + pad + (",\n" + pad).join(parts) + "\n" + " " * indent + "]", offset
+
     values = [str(i) for i in range(int(np.prod(shape)) + 5)]
     for indent in (4, 8, 12):
-        assert json_tensor._write(shape, values, 2, indent, single_line) == (
-            json_tensor._write_nested(shape, values, 2, indent, single_line)
-        )
+        written = json_tensor._write(shape, values, 2, None if single_line else indent)
+        assert written == nested(shape, 2, indent)[0]
