@@ -151,14 +151,15 @@ def plot_uji_confusion(folders: list[Path], results: dict, sets: dict) -> Path:
 
     confusion = np.zeros((10, 10), np.int64)
     for folder in folders:
-        s = sets[folder]
+        s = next(s for s in sets[folder] if s.name == "uji")
         predicted = results[folder]["predicted"]["uji"]
         for true, guess in zip(s.labels, predicted, strict=True):
             if guess != dev_scores.NO_DIGIT:
                 confusion[true, guess] += 1
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / "uji_folds_confusion.png"
-    plot_confusion(confusion, path)
+    title = f"UJI writers, each fold by the version that never saw it ({confusion.sum()} digits)"
+    plot_confusion(confusion, path, title)
     return path
 
 

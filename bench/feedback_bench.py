@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         str(base),
         "--verbose",
         "2",
+        # The start's own recipe: the corrected writers reach training only as corrections.
+        "--uji-fold",
+        str(fold),
         *args.train_flags,
     ]
     print("$ " + " ".join(command), flush=True)

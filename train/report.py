@@ -28,7 +28,9 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def plot_confusion(confusion: np.ndarray, path: Path) -> None:
+def plot_confusion(
+    confusion: np.ndarray, path: Path, title: str = "Confusion matrix (test set)"
+) -> None:
     confusion = np.asarray(confusion)
     fig = Figure(figsize=(6.5, 5.5))
     ax = fig.subplots()
@@ -41,7 +43,7 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
             ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color=colour)
     ticks = range(NUM_CLASSES)
     ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true")
-    ax.set_title("Confusion matrix (test set)")
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, label="log(1 + count)")
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
