@@ -134,7 +134,7 @@ def uji_drawings(version: Path, count: int) -> list[tuple[str, list[list[tuple[f
     fold = held_out_fold(version)
     if fold is None:
         sys.exit(f"{version} trained on every UJI writer; give a version of --uji-fold K")
-    digits = [d for d in uji.read() if d.writer in uji.FOLDS[fold]]
+    digits = uji.split_writers(uji.read(), fold)[1]
     chosen = sorted(np.random.default_rng(0).permutation(len(digits))[:count])
     drawings = []
     for digit in (digits[i] for i in chosen):

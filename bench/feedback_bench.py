@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 import settings
-from tests.dev_scores import held_out_fold
+from tests.dev_scores import held_out_fold, predict
 from tests.image_reference import to_mnist
 from train import devsets, uji
 
@@ -44,14 +44,6 @@ def canvas_png(canvas: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(canvas).save(out, format="PNG")
     return out.getvalue()
-
-
-def signature_probabilities(version: Path, images: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(version)).signatures[settings.SIGNATURE_NAME]
-    x = tf.constant(images.reshape(-1, 28, 28, 1).astype(np.float32))
-    return serve(image=x)["probabilities"].numpy()
 
 
 def drawn(digits: list[uji.UjiDigit], times: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -108,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     db = work / "feedback.sqlite"
     db.unlink(missing_ok=True)
 
-    writers = [d for d in uji.read() if d.writer in uji.FOLDS[fold]]
+    writers = uji.split_writers(uji.read(), fold)[1]
     stored_canvases, stored_labels = drawn(
         [d for d in writers if d.sample == 1], args.drawings, args.seed
     )
@@ -120,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     scans = list(devsets.sklearn_digits(args.seed))
     scan_digits = np.stack([to_mnist(c) for c, _ in scans])
     scan_labels = np.array([label for _, label in scans])
-    before = signature_probabilities(base / "1", stored)
+    before = predict(base / "1", stored)
 
     from feedback.store import open_store
 
@@ -138,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     store.close()
     print(
-        f"store {db}: {len(stored)} drawings of the {len(writers) // 20} writers of UJI fold "
+        f"store {db}: {len(stored)} drawings of the {len(uji.FOLDS[fold])} writers of UJI fold "
         f"{fold} (version 1 read {np.mean(before.argmax(1) == stored_labels):.2%} of them "
         f"right); measured on their {len(others)} drawings of the other samples",
         flush=True,
@@ -176,16 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     metrics = json.loads((base / "2" / "assets.extra" / "metrics.json").read_text())
     figures = metrics["feedback"]
 
-    def accuracy(version: Path, images: np.ndarray, labels: np.ndarray) -> float:
-        return float(np.mean(signature_probabilities(version, images).argmax(1) == labels))
-
-    rows = [
-        ("the corrected writers' other digits", others, other_labels),
-        ("scikit-learn's digits (other writers)", scan_digits, scan_labels),
-    ]
+    # Each version once, on both sets: the other samples first, then the scans.
+    images, labels = (
+        np.concatenate([others, scan_digits]),
+        np.concatenate([other_labels, scan_labels]),
+    )
+    right = {v: predict(base / v, images).argmax(1) == labels for v in ("1", "2")}
     print("\n| figure | before | after | change |\n| --- | ---: | ---: | ---: |")
-    for name, images, labels in rows:
-        a, b = accuracy(base / "1", images, labels), accuracy(base / "2", images, labels)
+    for name, part in [
+        ("the corrected writers' other digits", slice(0, len(others))),
+        ("scikit-learn's digits (other writers)", slice(len(others), None)),
+    ]:
+        a, b = right["1"][part].mean(), right["2"][part].mean()
         print(f"| {name} | {a:.2%} | {b:.2%} | {(b - a) * 100:+.2f} points |")
     mnist_before, mnist_after = figures["mnist_test_accuracy_before"], metrics["test_accuracy"]
     print(
