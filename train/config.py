@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import settings
+from train import uji
 from train.model import ARCHES
 
 DEFAULT_STEPS = 2250  # optimizer steps of each model when --epochs is not given
@@ -117,7 +118,7 @@ class TrainConfig:
         "keep fold K of the UJI writers (train/uji.py's FOLDS) out of training, to score the "
         "model on writers it never saw (bench/accuracy_bench.py --folds); default: all writers",
         type=int,
-        choices=range(5),
+        choices=range(len(uji.FOLDS)),
         metavar="K",
     )
     uji_bend: float = option(
