@@ -111,9 +111,9 @@ def train_folds(folder: Path, mnist: Path, flags: list[str]) -> None:
     for fold in range(len(uji.FOLDS)):
         if (folder / str(fold + 1) / "saved_model.pb").exists():
             continue
-        command = [sys.executable, "-m", "train", "--data", f"idx:{mnist}", "--uji-fold",
-                   str(fold), "--model-base-path", str(folder), "--version", str(fold + 1),
-                   "--verbose", "2", *flags]  # fmt: skip
+        command = [sys.executable, "-m", "train", "--data", f"idx:{mnist}"]
+        command += ["--uji-fold", str(fold), "--model-base-path", str(folder)]
+        command += ["--version", str(fold + 1), "--verbose", "2", *flags]
         print(f"fold {fold + 1} of {len(uji.FOLDS)}: $ {' '.join(command)}", flush=True)
         started = time.perf_counter()
         if subprocess.run(command, cwd=settings.ROOT).returncode != 0:
@@ -125,19 +125,22 @@ def print_folds(folders: list[Path], results: dict, thresholds: tuple[float, ...
     """Each set's mean over the fold versions and its spread; the UJI folds one by one."""
     print(f"\n== {len(folders)} fold versions of {folders[0].parent}")
     print(f"{'set':<20} {'mean':>8} {'lowest':>8} {'highest':>8}")
-    names = [name for name, *_ in results[folders[0]]["rows"]]
-    for name in names:
-        accuracies = [next(r[2] for r in results[f]["rows"] if r[0] == name) for f in folders]
-        mean, low, high = np.mean(accuracies), min(accuracies), max(accuracies)
+    by_set = {}  # set name: its accuracy in each fold version
+    for folder in folders:
+        for name, _, accuracy, _ in results[folder]["rows"]:
+            by_set.setdefault(name, []).append(accuracy)
+    for name, accuracies in by_set.items():
         label = "uji (unseen fold)" if name == "uji" else name
+        mean, low, high = np.mean(accuracies), min(accuracies), max(accuracies)
         print(f"{label:<20} {mean:>8.2%} {low:>8.2%} {high:>8.2%}")
-    folds = [results[f]["by_writer"]["uji"] for f in folders]
-    accuracies = [np.mean([a for _, _, a, _ in writers]) for writers in folds]
+    folds = by_set["uji"]
+    lowest = [results[f]["by_writer"]["uji"][0] for f in folders]  # worst writer first
     print(
-        "uji folds: " + ", ".join(f"{a:.2%}" for a in accuracies)
-        + f"; mean {np.mean(accuracies):.2%}, worst fold {min(accuracies):.2%}; lowest writer "
-        + ", ".join(f"{w[0][0]} {w[0][2]:.0%}" for w in folds)
-    )  # fmt: skip
+        "uji folds: "
+        + ", ".join(f"{a:.2%}" for a in folds)
+        + f"; mean {np.mean(folds):.2%}, worst fold {min(folds):.2%}; lowest writer "
+        + ", ".join(f"{writer} {accuracy:.0%}" for writer, _, accuracy, _ in lowest)
+    )
     pooled = {
         "rows": [],
         "confidence": np.concatenate([results[f]["confidence"] for f in folders]),
@@ -153,9 +156,8 @@ def plot_uji_confusion(folders: list[Path], results: dict, sets: dict) -> Path:
     for folder in folders:
         s = next(s for s in sets[folder] if s.name == "uji")
         predicted = results[folder]["predicted"]["uji"]
-        for true, guess in zip(s.labels, predicted, strict=True):
-            if guess != dev_scores.NO_DIGIT:
-                confusion[true, guess] += 1
+        found = predicted != dev_scores.NO_DIGIT
+        np.add.at(confusion, (s.labels[found], predicted[found]), 1)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / "uji_folds_confusion.png"
     title = f"UJI writers, each fold by the version that never saw it ({confusion.sum()} digits)"
@@ -185,8 +187,8 @@ def main(argv: list[str] | None = None) -> None:
         "--average", action="store_true", help="also score the versions' averaged probabilities"
     )
     argv = sys.argv[1:] if argv is None else argv
-    flags = argv[argv.index("--") + 1 :] if "--" in argv else []  # python -m train's own
-    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, flags = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: python -m train's
     if args.mnist is None:
         raise SystemExit("no MNIST folder: give --mnist DIR or set MNIST_DIR")
     fold_folder = args.folds or (None if args.paths else DEFAULT_FOLDS)
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(flags)} (train flags go with --folds)")
     folders = version_folders(args.paths) if args.paths else []
     fold_versions = version_folders([fold_folder])[: len(uji.FOLDS)] if fold_folder else []
+    if any(dev_scores.held_out_fold(f) is None for f in fold_versions):
+        raise SystemExit(f"{fold_folder}: every version there must keep a UJI fold out")
 
     mnist = dev_scores.load_mnist_test(args.mnist)
     print("dev sets (train/devsets.py -> client/preprocess.py -> tests/image_reference.py):")
@@ -207,8 +211,6 @@ def main(argv: list[str] | None = None) -> None:
         results[folder] = evaluate(folder, version_sets[folder])
         print_version(folder, results[folder], thresholds)
     if fold_versions:
-        if any(dev_scores.held_out_fold(f) is None for f in fold_versions):
-            raise SystemExit(f"{fold_folder}: every version there must keep a UJI fold out")
         print_folds(fold_versions, results, thresholds)
         print(f"UJI folds' confusions: {plot_uji_confusion(fold_versions, results, version_sets)}")
     if args.average and len(folders) > 1:
