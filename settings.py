@@ -108,3 +108,10 @@ UNEVEN_BORDER: int = 10
 MIN_PHOTO_PIXELS: int = 1024
 SMOOTH_GRID, SMOOTH_WINDOW = 32, 9
 INK_LEVEL: float = 0.25
+
+# Every version also says whether each image is a digit at all (export/saved_model.py's outputs
+# `is_digit` and `digit_score`); the model learns "not a digit" as one more class, this one, after
+# the ten digits (train/nondigits.py). People mark such a drawing, or one piece of a number, with
+# NOT_A_DIGIT_MARK where a digit would be; the feedback store keeps it as this class.
+NOT_A_DIGIT: int = 10
+NOT_A_DIGIT_MARK: str = "?"
