@@ -6,10 +6,14 @@ The layout is the contract every downstream part relies on:
                                                       image          float32 [-1, 28, 28, 1], 0..1
                                                    -> probabilities  float32 [-1, 10] (softmax)
                                                       digit          int64   [-1]     (argmax)
+                                                      is_digit       bool    [-1]
+                                                      digit_score    float32 [-1]     (0..1)
                                                     signature "predict_image":
                                                       image_bytes    string  [-1], PNG/JPEG/GIF/BMP
                                                    -> probabilities  float32 [-1, 10] (0s: no ink)
                                                       digit          int64   [-1]     (-1: no ink)
+                                                      is_digit       bool    [-1]     (no ink: 0)
+                                                      digit_score    float32 [-1]     (no ink: 0)
                                                       mnist_image    float32 [-1, 28, 28, 1]
     <base>/<N>/assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog protos
     <base>/<N>/assets.extra/metrics.json                 test accuracy, data, arch, versions...
@@ -18,6 +22,12 @@ The layout is the contract every downstream part relies on:
 predict_image turns each image into the 28x28 digit the network reads in the graph itself
 (export/image_preprocessing.py), so a version owns its input's normalisation, and `mnist_image`
 shows what the network saw.
+
+A network with an eleventh, not-a-digit class (settings.NOT_A_DIGIT) gives digit_score = 1 - its
+probability, and is_digit = digit_score >= the version's threshold; `probabilities` are the ten
+digits' own, tempered: softmax(log p / temperature). train/calibration.py chooses both figures and
+computes the same in numpy; metrics.json keeps them. A ten-class network says every image is a
+digit (score 1).
 """
 
 import datetime
@@ -45,22 +55,32 @@ KERAS_FILE = "model.keras"
 SIGNATURES = {
     SIGNATURE_NAME: {
         "inputs": {INPUT_NAME: "float32 [-1, 28, 28, 1], 0..1, white digit on black"},
-        "outputs": {"probabilities": "float32 [-1, 10]", "digit": "int64 [-1]"},
+        "outputs": {
+            "probabilities": "float32 [-1, 10]",
+            "digit": "int64 [-1]",
+            "is_digit": "bool [-1], false: this image is not a digit (digit_score < threshold)",
+            "digit_score": "float32 [-1], 0..1, higher: more like a digit",
+        },
     },
     IMAGE_SIGNATURE_NAME: {
         "inputs": {IMAGE_INPUT_NAME: "string [-1], encoded PNG, JPEG, GIF or BMP, any size"},
         "outputs": {
             "probabilities": "float32 [-1, 10], all 0 for an image without ink",
             "digit": "int64 [-1], -1 for an image without ink",
+            "is_digit": "bool [-1], false for an image without ink",
+            "digit_score": "float32 [-1], 0 for an image without ink",
             "mnist_image": "float32 [-1, 28, 28, 1], the digit as the network saw it",
         },
     },
 }
 # The canvas the warmup's images are drawn on (pixels a side), as the browser's.
 WARMUP_CANVAS = settings.CANVAS_SIZE
+TINY = 1e-12  # log(0) guard for the tempered probabilities
 
 
-def save_signature_model(model, path: Path) -> None:
+def save_signature_model(
+    model, path: Path, threshold: float = 0.0, temperature: float = 1.0
+) -> None:
     """Save the Keras model `model` as a SavedModel with both signatures."""
     import keras
     import tensorflow as tf
@@ -70,7 +90,13 @@ def save_signature_model(model, path: Path) -> None:
     def network(images):
         # training=False: augmentation and dropout are off and batch normalisation uses its
         # moving statistics, so the same image always gives the same output.
-        return model(images, training=False)
+        p = model(images, training=False)
+        if p.shape[-1] > settings.NOT_A_DIGIT:
+            score = 1.0 - p[:, settings.NOT_A_DIGIT]
+        else:
+            score = tf.ones_like(p[:, 0])
+        logits = tf.math.log(tf.maximum(p[:, : settings.NOT_A_DIGIT], TINY)) / temperature
+        return tf.nn.softmax(logits), score
 
     @tf.function(
         input_signature=[tf.TensorSpec(INPUT_SHAPE, tf.float32, name=INPUT_NAME)], autograph=False
@@ -79,9 +105,14 @@ def save_signature_model(model, path: Path) -> None:
         # NaN or Infinity pixels would come out as a confident digit: refused (400), as the
         # image signature refuses an image it cannot read.
         image = tf.debugging.check_numerics(image, "image pixels must be numbers from 0 to 1")
-        probabilities = network(image)
+        probabilities, score = network(image)
         digit = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        return {"probabilities": probabilities, "digit": digit}
+        return {
+            "probabilities": probabilities,
+            "digit": digit,
+            "is_digit": score >= threshold,
+            "digit_score": score,
+        }
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_INPUT_NAME)], autograph=False
@@ -89,9 +120,17 @@ def save_signature_model(model, path: Path) -> None:
     def serve_image(image_bytes):
         images, found = images_to_mnist(image_bytes)
         # An image without ink is not a digit: no guess, all probabilities 0 and digit -1.
-        probabilities = tf.where(found[:, None], network(images), 0.0)
+        probabilities, score = network(images)
+        probabilities = tf.where(found[:, None], probabilities, 0.0)
         digit = tf.where(found, tf.argmax(probabilities, axis=-1, output_type=tf.int64), -1)
-        return {"probabilities": probabilities, "digit": digit, "mnist_image": images}
+        score = tf.where(found, score, 0.0)
+        return {
+            "probabilities": probabilities,
+            "digit": digit,
+            "is_digit": found & (score >= threshold),
+            "digit_score": score,
+            "mnist_image": images,
+        }
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -167,19 +206,22 @@ def export_version(
     warmup_images: np.ndarray | None = None,
     extras: Callable[[Path], None] | None = None,
     model_name: str = settings.MODEL_NAME,
+    threshold: float = 0.0,
+    temperature: float = 1.0,
 ) -> Path:
     """Export the Keras model `model` as a new version under base_path; return its folder.
 
     metrics: written to assets.extra/metrics.json, completed with version, creation time,
     signature and package versions. warmup_images: float32 0..1 (N, 28, 28[, 1]) used for the
     warmup requests (blank images if None). extras(assets_extra_dir) may add files (plots) that
-    must be part of the version.
+    must be part of the version. threshold, temperature: the not-a-digit rule (module docstring);
+    a threshold above 1 refuses every image, 0 none.
     """
     if warmup_images is None:
         warmup_images = np.zeros((8, 28, 28, 1), np.float32)
 
     def write(tmp: Path, version: int) -> None:
-        save_signature_model(model, tmp)
+        save_signature_model(model, tmp, threshold, temperature)
         assets = tmp / ASSETS_EXTRA
         assets.mkdir()
         write_warmup_requests(assets / WARMUP_FILE, warmup_images, model_name)

@@ -71,15 +71,24 @@ def version_folders(paths: list[Path]) -> list[Path]:
 
 
 def predict(folder: Path, images: np.ndarray) -> np.ndarray:
-    """Top probabilities and digits from the version's serving signature: (N, 10)."""
+    """The digits' probabilities from the version's serving signature: (N, 10)."""
+    return outputs(folder, images)["probabilities"]
+
+
+def outputs(folder: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The version's serving signature's answer for (N, 28, 28) images: probabilities, and
+    is_digit and digit_score (all true and 1 from a version without them)."""
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(folder)).signatures[settings.SIGNATURE_NAME]
-    out = [
-        serve(image=tf.constant(images[i : i + 1000, ..., None]))["probabilities"].numpy()
+    parts = [
+        {k: v.numpy() for k, v in serve(image=tf.constant(images[i : i + 1000, ..., None])).items()}
         for i in range(0, len(images), 1000)
     ]
-    return np.concatenate(out)
+    found = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    found.setdefault("is_digit", np.ones(len(images), bool))
+    found.setdefault("digit_score", np.ones(len(images), np.float32))
+    return found
 
 
 def confusions(labels: np.ndarray, predicted: np.ndarray, top: int = 4) -> str:

@@ -39,7 +39,10 @@ def test_signature_names_dtypes_shapes(serving_fn):
     assert inputs["image"].dtype == tf.float32
     assert inputs["image"].shape.as_list() == [None, 28, 28, 1]
     outputs = serving_fn.structured_outputs
-    assert set(outputs) == {"probabilities", "digit"}
+    assert set(outputs) == {"probabilities", "digit", "is_digit", "digit_score"}
+    assert outputs["is_digit"].dtype == tf.bool and outputs["is_digit"].shape.as_list() == [None]
+    assert outputs["digit_score"].dtype == tf.float32
+    assert outputs["digit_score"].shape.as_list() == [None]
     assert outputs["probabilities"].dtype == tf.float32
     assert outputs["probabilities"].shape.as_list() == [None, 10]
     assert outputs["digit"].dtype == tf.int64
@@ -53,6 +56,36 @@ def test_outputs_are_softmax_and_argmax(serving_fn):
     assert np.all(probabilities >= 0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(digit, probabilities.argmax(axis=1))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 1.01])
+def test_is_digit_and_the_tempered_probabilities_are_train_calibrations_in_the_graph(
+    tmp_path, threshold
+):
+    from train import calibration
+
+    model = build("canvas", seed=4, classes=11)
+    x = digits_batch(64)
+    rule = calibration.Rule(threshold, 1.7)
+    path = export_version(model, tmp_path, {}, threshold=threshold, temperature=1.7)
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](image=tf.constant(x))
+    probabilities, score, is_digit = calibration.answer(model.predict(x, verbose=0), rule)
+    np.testing.assert_allclose(out["probabilities"].numpy(), probabilities, atol=1e-5)
+    np.testing.assert_allclose(out["digit_score"].numpy(), score, atol=1e-6)
+    np.testing.assert_array_equal(out["is_digit"].numpy(), is_digit)
+    # 0 accepts every image and above 1 refuses every one; in between, an untrained model's
+    # scores fall on both sides or on one: the answer is the threshold's, not a constant.
+    if threshold == 0.0:
+        assert is_digit.all()
+    if threshold > 1:
+        assert not is_digit.any()
+
+
+def test_a_ten_class_model_calls_every_image_a_digit(tmp_path):
+    model = build("reference", seed=3)
+    path = export_version(model, tmp_path, {}, threshold=0.5)
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](image=digits_batch(4))
+    assert out["is_digit"].numpy().all() and (out["digit_score"].numpy() == 1).all()
 
 
 def test_single_image_batch(serving_fn):
@@ -113,11 +146,14 @@ def test_metrics_json(tiny_version):
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["dataset"]["test"] == 1000
     # The default training set: the sample plus the forms, named as such.
-    forms = "600 continental+3000 lowres+4800 uji+3823 optdigits"
+    forms = "600 continental+3000 lowres+4800 uji+3823 optdigits+6000 not-a-digit"
     assert metrics["dataset"]["source"] == f"sample+{forms}"
     assert metrics["dataset"]["train"] == 252 and metrics["dataset"]["validation"] == 28
     assert metrics["arch"] == "canvas"
-    assert metrics["parameters"] == 421_146
+    assert metrics["parameters"] == 421_403  # ten digits and "not a digit"
+    rule = metrics["not_a_digit"]
+    assert rule["classes"] == 11 and 0 <= rule["threshold"] <= 1 and rule["temperature"] > 0
+    assert rule["chosen_on"]["digits"] == 899  # scikit-learn's even half
     assert metrics["epochs"] == 1
     assert metrics["training_seconds"] > 0
     assert metrics["version"] == 1
@@ -127,6 +163,8 @@ def test_metrics_json(tiny_version):
     assert list(metrics["signatures"]["predict_image"]["outputs"]) == [
         "probabilities",
         "digit",
+        "is_digit",
+        "digit_score",
         "mnist_image",
     ]
 
@@ -143,7 +181,7 @@ def test_list_prints_a_table(tiny_model_base, capsys):
     header = next(i for i, line in enumerate(lines) if line.startswith("version"))
     assert "test acc" in lines[header]
     row = lines[header + 2].split()
-    assert row[0] == "1" and "canvas" in row and "421,146" in row
+    assert row[0] == "1" and "canvas" in row and "421,403" in row
     assert row[-1] == "serving_default,predict_image"
 
 

@@ -77,6 +77,8 @@ def test_the_signature_takes_strings_and_gives_digits_and_what_the_network_saw(s
     assert {k: (v.dtype, v.shape.as_list()) for k, v in outputs.items()} == {
         "probabilities": (tf.float32, [None, 10]),
         "digit": (tf.int64, [None]),
+        "is_digit": (tf.bool, [None]),
+        "digit_score": (tf.float32, [None]),
         "mnist_image": (tf.float32, [None, 28, 28, 1]),
     }
 
@@ -89,8 +91,10 @@ def test_its_answer_is_serving_defaults_on_the_image_it_shows(signatures):
     same = serve(image=tf.constant(out["mnist_image"][:3]))
     np.testing.assert_allclose(out["probabilities"][:3], same["probabilities"].numpy(), atol=1e-6)
     np.testing.assert_array_equal(out["digit"][:3], same["digit"].numpy())
-    # No ink: no guess.
-    assert out["digit"][3] == -1
+    np.testing.assert_array_equal(out["is_digit"][:3], same["is_digit"].numpy())
+    np.testing.assert_allclose(out["digit_score"][:3], same["digit_score"].numpy(), atol=1e-6)
+    # No ink: no guess, and not a digit.
+    assert out["digit"][3] == -1 and not out["is_digit"][3] and out["digit_score"][3] == 0
     assert not out["probabilities"][3].any() and not out["mnist_image"][3].any()
     for digit in out["mnist_image"][:3]:
         assert digit.max() == pytest.approx(1.0) and 0 <= digit.min()
@@ -265,6 +269,8 @@ def test_metadata_lists_both_signatures(server):
     assert {k: v["dtype"] for k, v in image["outputs"].items()} == {
         "probabilities": "DT_FLOAT",
         "digit": "DT_INT64",
+        "is_digit": "DT_BOOL",
+        "digit_score": "DT_FLOAT",
         "mnist_image": "DT_FLOAT",
     }
 

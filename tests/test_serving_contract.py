@@ -139,8 +139,14 @@ def test_predict_row_format_matches_the_model_called_in_process(server, images):
     assert response.headers["Content-Type"] == "application/json"
     expected = in_process(base, images)
     predictions = response.json()["predictions"]
-    assert [sorted(p) for p in predictions] == [["digit", "probabilities"]] * 3
+    keys = ["digit", "digit_score", "is_digit", "probabilities"]
+    assert [sorted(p) for p in predictions] == [keys] * 3
     assert [p["digit"] for p in predictions] == expected["digit"].tolist()
+    # A bool output is JSON true/false, as TF Serving writes it.
+    assert [p["is_digit"] for p in predictions] == expected["is_digit"].tolist()
+    assert all(type(p["is_digit"]) is bool for p in predictions)
+    scores = np.array([p["digit_score"] for p in predictions], np.float32)
+    np.testing.assert_array_equal(scores, expected["digit_score"])
     # Floats are written with enough digits to read back as the very same float32.
     probabilities = np.array([p["probabilities"] for p in predictions], np.float32)
     np.testing.assert_array_equal(probabilities, expected["probabilities"])
@@ -160,7 +166,7 @@ def test_the_graph_is_called_directly_and_answers_as_the_signature_does(server, 
     direct = signature.call({"image": images})
     assert taken == [(3, 28, 28, 1)]
     through_signature = replace(signature, graph_call=None).call({"image": images})
-    for name in ("digit", "probabilities"):
+    for name in ("digit", "probabilities", "is_digit", "digit_score"):
         np.testing.assert_array_equal(direct[name], through_signature[name])
 
     doubles = {"image": images.astype(np.float64)}
@@ -178,8 +184,9 @@ def test_predict_columnar_format_and_named_instances(server, images):
     expected = in_process(base, images[:2])
     columnar = post(url, "/v1/models/mnist/versions/1:predict", {"inputs": images[:2].tolist()})
     outputs = columnar.json()["outputs"]
-    assert sorted(outputs) == ["digit", "probabilities"]
+    assert sorted(outputs) == ["digit", "digit_score", "is_digit", "probabilities"]
     assert outputs["digit"] == expected["digit"].tolist()
+    assert outputs["is_digit"] == expected["is_digit"].tolist()
     probabilities = np.array(outputs["probabilities"], np.float32)
     np.testing.assert_array_equal(probabilities, expected["probabilities"])
     named = post(

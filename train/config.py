@@ -136,6 +136,14 @@ class TrainConfig:
         type=int,
         metavar="N",
     )
+    # What is not a digit (train/nondigits.py): the UJI writers' letters and symbols and drawn
+    # doodles, one more class; every version then says which images are not digits.
+    nondigit_forms: int = option(
+        6000,
+        "add N drawings of letters, symbols and doodles as 'not a digit' (data/uji, drawn)",
+        type=int,
+        metavar="N",
+    )
     model_base_path: Path = field(
         default_factory=lambda: settings.MODEL_BASE_PATH,
         metadata={"help": "where versions are written", "type": Path},

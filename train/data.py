@@ -167,6 +167,7 @@ def with_forms(
     optdigits: int = 0,
     uji_bend: float = 0.0,
     uji_fold: int | None = None,
+    nondigits: int = 0,
 ) -> Dataset:
     """The dataset with drawn forms MNIST lacks added to its training set.
 
@@ -176,8 +177,10 @@ def with_forms(
     of real pen strokes by the UJI writers (train/uji.py), European handwriting, bent by
     uji_bend (train/uji.py's `bend`), the writers of fold uji_fold kept out. optdigits: n
     renderings of real 8x8 scans by the optdigits training writers (train/optdigits.py),
-    continental forms as a small scan shows them.
+    continental forms as a small scan shows them. nondigits: n drawings of what is not a digit
+    (train/nondigits.py), labelled settings.NOT_A_DIGIT, bent as the UJI digits are.
     """
+    from train import nondigits as nondigit_forms
     from train import optdigits as optdigits_scans
     from train import uji as uji_pen
     from train.canvas_forms import continental as continental_forms
@@ -198,6 +201,10 @@ def with_forms(
         parts.append(
             ("optdigits", optdigits, optdigits_scans.training_forms(*scans, optdigits, seed))
         )
+    if nondigits > 0:
+        writers = uji_pen.split_writers(uji_pen.read(), uji_fold)[0]
+        forms = nondigit_forms.training_forms(nondigits, seed, writers, uji_bend)
+        parts.append(("not-a-digit", nondigits, forms))
     if not parts:
         return dataset
     name = dataset.name + "".join(f"+{n} {what}" for what, n, _ in parts)

@@ -14,6 +14,8 @@ thousand of them take 300 MB.
   `thick`, `slant` or `small_corner` (and `plain`, a normal brush, as a control).
 - `uji_digits`: the real pen strokes of the UJI writers (train/uji.py), each stroke drawn as the
   canvas draws it, at the size and pen width people use; scored by writer-disjoint folds.
+- `nondigit_letters`, `doodles`: what is not a digit, kept out of training (train/nondigits.py):
+  the dev writer's letters and symbols, the dev kinds of doodle, drawn as `uji_digits` are.
 - `uploads`: MNIST digits on paper, as the upload page reads a file (not canvases): a `scan`, a
   `photo` with uneven light, that photo as a JPEG (`photo_jpeg`), a `cut_out` on transparency.
 """
@@ -24,7 +26,7 @@ import cv2
 import numpy as np
 
 from settings import CANVAS_SIZE
-from train import uji
+from train import nondigits, uji
 
 Sample = tuple[np.ndarray, int]
 
@@ -303,14 +305,38 @@ def uji_digits(seed: int = 0) -> Iterator[Sample]:
 
 
 def uji_canvas(digit: uji.UjiDigit, rng: np.random.Generator) -> np.ndarray:
-    """The digit on the canvas: the writer's own shapes, slants and stroke order; only the canvas
+    """The digit on the canvas (`strokes_canvas`)."""
+    return strokes_canvas(digit.strokes, rng)
+
+
+def strokes_canvas(strokes: tuple[np.ndarray, ...], rng: np.random.Generator) -> np.ndarray:
+    """Strokes on the canvas: the writer's own shapes, slants and stroke order; only the canvas
     varies: 120-230 px tall anywhere on it, with a pen of 10-32 px (the app's stroke slider starts
     at 22)."""
     size = rng.uniform(120, 230)
     margin = size / 2 + 6
     far = CANVAS_SIZE - margin
     centre = (rng.uniform(margin, far), rng.uniform(margin, far))
-    return uji.render(digit, size=size, pen=rng.uniform(10, 32), centre=centre)
+    return uji.to_rgba(uji.draw(strokes, size=size, pen=rng.uniform(10, 32), centre=centre))
+
+
+# --- what is not a digit: the dev writer's letters and symbols, the dev kinds of doodle ---------
+
+
+def nondigit_letters(seed: int = 0) -> Iterator[tuple[np.ndarray, str]]:
+    """The dev writer's letters and symbols that are not look-alikes (train/nondigits.py), on
+    the canvas as people draw digits there; with the character."""
+    for i, char in enumerate(nondigits.letters(dev=True)):
+        yield strokes_canvas(char.strokes, np.random.default_rng((seed, 20, i))), char.char
+
+
+def doodles(seed: int = 0, per_kind: int = 100) -> Iterator[tuple[np.ndarray, str]]:
+    """`per_kind` doodles of each dev kind (train/nondigits.py's DEV_KINDS) on the canvas; with
+    the kind."""
+    for k, kind in enumerate(nondigits.DEV_KINDS):
+        for i in range(per_kind):
+            rng = np.random.default_rng((seed, 30 + k, i))
+            yield strokes_canvas(nondigits.doodle(kind, rng, []), rng), kind
 
 
 # --- uploads: a digit on paper, as the upload page has it once the file is read ---------------

@@ -6,12 +6,13 @@ set share of the training images: a few hundred among tens of thousands of MNIST
 otherwise be a sliver of what the model sees, and change little.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from feedback.split import held_aside_mask
 from feedback.store import StoreError, open_store
+from settings import NOT_A_DIGIT
 from train import data
 from train.data import DataError
 
@@ -25,6 +26,18 @@ class Corrections:
     x_aside: np.ndarray
     y_aside: np.ndarray
     aside_drawings: int
+
+
+def digits_only(corrections: Corrections) -> Corrections:
+    """The corrections without those marked "not a digit", for a model that cannot learn them."""
+    train, aside = corrections.y_train < NOT_A_DIGIT, corrections.y_aside < NOT_A_DIGIT
+    return replace(
+        corrections,
+        x_train=corrections.x_train[train],
+        y_train=corrections.y_train[train],
+        x_aside=corrections.x_aside[aside],
+        y_aside=corrections.y_aside[aside],
+    )
 
 
 def load(location: str) -> Corrections:

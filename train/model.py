@@ -1,9 +1,10 @@
 """Model architectures, by name. Add a variant by writing a builder and listing it in ARCHES.
 
 Every builder takes the same keyword arguments and returns an uncompiled Keras model that maps
-float32 (N, 28, 28, 1) images in 0..1 to (N, 10) softmax probabilities. Augmentation lives inside
-the model, so Keras switches it off (with dropout) whenever the model runs with training=False,
-which is how the export calls it.
+float32 (N, 28, 28, 1) images in 0..1 to (N, classes) softmax probabilities: the ten digits, and
+an eleventh, settings.NOT_A_DIGIT, when the run trains on what is not a digit
+(train/nondigits.py). Augmentation lives inside the model, so Keras switches it off (with
+dropout) whenever the model runs with training=False, which is how the export calls it.
 """
 
 import keras
@@ -47,6 +48,7 @@ def classifier(
     dropout: bool = True,
     fused: bool = False,
     first_filters: int = 32,
+    classes: int = NUM_CLASSES,
 ):
     """The reference's feature blocks and classifier: augmented images -> softmax.
 
@@ -66,32 +68,39 @@ def classifier(
     x = layers.Dense(256, activation="relu")(x)
     if dropout:
         x = layers.Dropout(0.35, seed=seed_for(seed, 20))(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return layers.Dense(classes, activation="softmax", name="probabilities")(x)
 
 
-def build_reference(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
-    """The reference CNN of docs/model.md (437,546 parameters)."""
+def build_reference(
+    bn_momentum: float = 0.99, seed: int | None = None, classes: int = NUM_CLASSES
+) -> keras.Model:
+    """The reference CNN of docs/model.md (437,546 parameters with ten classes)."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
-    outputs = classifier(augmentation(seed)(inputs), bn_momentum, seed)
+    outputs = classifier(augmentation(seed)(inputs), bn_momentum, seed, classes=classes)
     return keras.Model(inputs, outputs, name="reference")
 
 
-def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+def build_canvas(
+    bn_momentum: float = 0.99, seed: int | None = None, classes: int = NUM_CLASSES
+) -> keras.Model:
     """The reference's blocks with 16 filters in the first, without dropout, behind canvas-like
-    augmentation (train/augment.py), with fused batch normalisation (421,146 parameters).
+        augmentation (train/augment.py), with fused batch normalisation (421,146 parameters with ten
+    classes).
 
-    With stroke-width changes on top of rotation, translation and zoom, the augmentation is
-    regularisation enough for a run of 3,000 steps: dropout on top only slowed learning (in a
-    recipe search, dropping it did better on MNIST test; bench/RESULTS.md).
+        With stroke-width changes on top of rotation, translation and zoom, the augmentation is
+        regularisation enough for a run of 3,000 steps: dropout on top only slowed learning (in a
+        recipe search, dropping it did better on MNIST test; bench/RESULTS.md).
 
-    The first block convolves every pixel of the 28x28 image; with 32 filters its second
-    convolution cost more of a training step's CPU than any other layer. With 16 the step costs
-    about a third less, as accurate within a seed's spread, which brings the default's training
-    time within its target (bench/RESULTS.md).
+        The first block convolves every pixel of the 28x28 image; with 32 filters its second
+        convolution cost more of a training step's CPU than any other layer. With 16 the step costs
+        about a third less, as accurate within a seed's spread, which brings the default's training
+        time within its target (bench/RESULTS.md).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
     augmented = canvas_augmentation(seed)(inputs)
-    outputs = classifier(augmented, bn_momentum, seed, dropout=False, fused=True, first_filters=16)
+    outputs = classifier(
+        augmented, bn_momentum, seed, dropout=False, fused=True, first_filters=16, classes=classes
+    )
     return keras.Model(inputs, outputs, name="canvas")
 
 
@@ -100,7 +109,9 @@ def build_canvas(bn_momentum: float = 0.99, seed: int | None = None) -> keras.Mo
 ARCHES = {"reference": build_reference, "canvas": build_canvas}
 
 
-def build(arch: str, bn_momentum: float = 0.99, seed: int | None = None) -> keras.Model:
+def build(
+    arch: str, bn_momentum: float = 0.99, seed: int | None = None, classes: int = NUM_CLASSES
+) -> keras.Model:
     if arch not in ARCHES:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHES)}")
-    return ARCHES[arch](bn_momentum=bn_momentum, seed=seed)
+    return ARCHES[arch](bn_momentum=bn_momentum, seed=seed, classes=classes)

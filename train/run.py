@@ -5,6 +5,7 @@ users get. A run is a few named steps: the models' data, the models (new, or the
 version to fine-tune), one training loop for both, the evaluation, the export.
 """
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 
 from export.saved_model import export_version
 from export.versions import VersionError, list_versions
-from train import data, feedback_data, finetune, progress, report
+from settings import NOT_A_DIGIT
+from train import calibration, data, feedback_data, finetune, progress, report
 from train.config import DEFAULT_STEPS, FINETUNE_EPOCHS, TrainConfig
 from train.model import build
 
@@ -49,6 +51,8 @@ class Trained:
     bn_momentum: float | None = None
     recalibrated: int = 0  # batch-norm layers recalibrated in each model
     repeats: int = 0  # how many times the corrections were repeated in
+    classes: int = data.NUM_CLASSES  # 11 with the not-a-digit class
+    rule_figures: dict = field(default_factory=dict)  # on the digits the rule was chosen on
 
 
 def bn_momentum_for(total_steps: int) -> float:
@@ -109,16 +113,22 @@ def with_config_forms(source: data.Dataset, config: TrainConfig, seed: int) -> d
         optdigits=config.optdigits_forms,
         uji_bend=config.uji_bend,
         uji_fold=config.uji_fold,
+        nondigits=config.nondigit_forms,
     )
 
 
 def model_data(
-    config: TrainConfig, source: data.Dataset, corrections, seed: int
+    config: TrainConfig, source: data.Dataset, corrections, seed: int, classes: int
 ) -> tuple[data.Dataset, Split, int]:
     """The data of the model of `seed`: its own drawn forms and validation split, so that models
-    differ as much as separate runs do; the corrections mixed in (and how many times)."""
+    differ as much as separate runs do; the corrections mixed in (and how many times). A model
+    without the not-a-digit class (a fine-tune of an older version) gets digits only."""
     dataset = with_config_forms(source, config, seed)
     x, y = dataset.x_train, dataset.y_train
+    if corrections is not None and classes <= NOT_A_DIGIT:
+        corrections = feedback_data.digits_only(corrections)
+    if classes <= NOT_A_DIGIT:
+        x, y = x[y < NOT_A_DIGIT], y[y < NOT_A_DIGIT]
     x, y, x_val, y_val = data.split_validation(x, y, config.val_fraction, seed, config.limit)
     repeats = 0
     if corrections is not None:
@@ -192,12 +202,18 @@ def train_models(
 
     trained = Trained(start.metrics.get("arch", "-") if start else config.arch, start)
     count = len(start_models) if start_models else config.members
+    if start_models:
+        trained.classes = int(start_models[0].output_shape[-1])
+    elif config.nondigit_forms > 0:
+        trained.classes = data.NUM_CLASSES + 1
     for member in range(count):
         seed = config.seed + member
         if member:
             keras.utils.set_random_seed(seed)
             print(f"model {member + 1} of {count}: seed {seed}", flush=True)
-        trained.dataset, split, trained.repeats = model_data(config, source, corrections, seed)
+        trained.dataset, split, trained.repeats = model_data(
+            config, source, corrections, seed, trained.classes
+        )
         trained.split = split
         steps_per_epoch = -(-len(split.y_train) // config.batch_size)
         epochs = config.epochs or (
@@ -211,7 +227,7 @@ def train_models(
             model = start_models[member]
             learning_rate = config.learning_rate * finetune.LEARNING_RATE_FACTOR
         else:
-            model = build(config.arch, bn_momentum=trained.bn_momentum, seed=seed)
+            model = build(config.arch, trained.bn_momentum, seed, trained.classes)
             learning_rate = config.learning_rate
         shown = ()
         if config.progress_file is not None:
@@ -227,17 +243,59 @@ def train_models(
     return trained
 
 
+@functools.cache  # the same for every run with this fold
+def real_digits(uji_fold: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The real digits a version's rule is chosen on (train/calibration.py), as the model's
+    graph reads a drawing: scikit-learn's half, and the UJI fold kept out, if any."""
+    import cv2
+    import tensorflow as tf
+
+    from export.image_preprocessing import images_to_mnist
+    from train import devsets, uji
+
+    samples = [s for i, s in enumerate(devsets.sklearn_digits(1)) if calibration.sklearn_part(i)]
+    if uji_fold is not None:
+        kept_out = uji.split_writers(uji.read(), uji_fold)[1]
+        rng = np.random.default_rng(1)  # other drawings than the dev set's
+        samples += [(devsets.uji_canvas(d, rng), d.digit) for d in kept_out]
+    pngs = [cv2.imencode(".png", canvas)[1].tobytes() for canvas, _ in samples]
+    to_mnist = tf.function(images_to_mnist)
+    images = [to_mnist(tf.constant(pngs[i : i + 64]))[0] for i in range(0, len(pngs), 64)]
+    return np.concatenate(images), np.array([label for _, label in samples], np.int64)
+
+
+def choose_rule(config: TrainConfig, model, trained: Trained) -> calibration.Rule:
+    """The version's not-a-digit threshold and temperature (train/calibration.py)."""
+    x_real, y_real = real_digits(config.uji_fold)
+    split = trained.split
+    val = data.to_model_input(split.x_val[split.y_val < NOT_A_DIGIT]).numpy()
+    real_p = model.predict(x_real, batch_size=512, verbose=0)
+    rule = calibration.choose(real_p, y_real, model.predict(val, batch_size=512, verbose=0))
+    trained.rule_figures = calibration.figures(real_p, y_real, rule)
+    return rule
+
+
 def evaluate(
-    config: TrainConfig, trained: Trained, model, x_test: np.ndarray, corrections
+    config: TrainConfig,
+    trained: Trained,
+    model,
+    x_test: np.ndarray,
+    corrections,
+    rule: calibration.Rule,
 ) -> tuple[dict, np.ndarray]:
-    """metrics.json's figures of the model on the test split, and its probabilities there."""
+    """metrics.json's figures of the model on the test split, and its digits' probabilities
+    there (as the version answers)."""
     dataset, split = trained.dataset, trained.split
-    probabilities = model.predict(x_test, batch_size=512, verbose=0)
+    network = model.predict(x_test, batch_size=512, verbose=0)
+    probabilities = calibration.digit_probabilities(network, rule.temperature)
     results = report.evaluate(probabilities, dataset.y_test)
     member_accuracies = [results["test_accuracy"]]
     if len(trained.models) > 1:
         each = [m.predict(x_test, batch_size=512, verbose=0) for m in trained.models]
-        member_accuracies = [report.evaluate(p, dataset.y_test)["test_accuracy"] for p in each]
+        member_accuracies = [
+            report.evaluate(calibration.digit_probabilities(p), dataset.y_test)["test_accuracy"]
+            for p in each
+        ]
     # One model after the other, as they were trained: the curves start again at each member.
     history = {k: [v for h in trained.histories for v in h[k]] for k in trained.histories[0]}
     epochs_run = len(history.get("loss", []))
@@ -260,6 +318,12 @@ def evaluate(
         "bn_momentum": None if trained.start else trained.bn_momentum,
         "bn_recalibrated_layers": trained.recalibrated,  # in each model
         "config": config.as_dict(),
+        "not_a_digit": {
+            **rule.as_dict(),
+            "classes": trained.classes,
+            "chosen_on": trained.rule_figures,
+            "test": calibration.figures(network, dataset.y_test, rule),
+        },
         "history": history,
     }
     if trained.start is not None:
@@ -290,7 +354,7 @@ def feedback_figures(config: TrainConfig, trained: Trained, model, corrections, 
     )
 
 
-def export(config: TrainConfig, model, metrics: dict, x_test, y_test, probabilities) -> Path:
+def export(config: TrainConfig, model, metrics: dict, x_test, y_test, probabilities, rule) -> Path:
     """The model as the next version, with its metrics and plots; its folder."""
 
     def write_plots(assets: Path) -> None:
@@ -306,6 +370,8 @@ def export(config: TrainConfig, model, metrics: dict, x_test, y_test, probabilit
         version=config.version,
         warmup_images=x_test[:8],
         extras=write_plots,
+        threshold=rule.threshold,
+        temperature=rule.temperature,
     )
 
 
@@ -324,8 +390,22 @@ def print_result(path: Path, metrics: dict) -> None:
         f"  curves    {assets / report.CURVES_PNG}",
         flush=True,
     )
+    print(not_a_digit_summary(metrics["not_a_digit"]), flush=True)
     if "feedback" in metrics:
         print(feedback_data.summary(metrics["feedback"]), flush=True)
+
+
+def not_a_digit_summary(figures: dict) -> str:
+    chosen, test = figures["chosen_on"], figures["test"]
+    if figures["classes"] <= NOT_A_DIGIT:
+        return "not a digit: this model has no such class; every image counts as a digit"
+    return (
+        f"not a digit: digit_score below {figures['threshold']:.4f} (temperature "
+        f"{figures['temperature']:.2f}); refuses {chosen['rejected']:.2%} of the "
+        f"{chosen['digits']} real digits it was chosen on (calibration error "
+        f"{chosen['ece_untempered']:.4f} -> {chosen['ece']:.4f}) and {test['rejected']:.2%} of "
+        f"the test digits"
+    )
 
 
 def run(config: TrainConfig) -> Path:
@@ -351,8 +431,9 @@ def run(config: TrainConfig) -> Path:
     models = trained.models
     model = models[0] if len(models) == 1 else average(models, trained.arch)
     x_test, y_test = data.to_model_input(trained.dataset.x_test).numpy(), trained.dataset.y_test
-    metrics, probabilities = evaluate(config, trained, model, x_test, corrections)
-    path = export(config, model, metrics, x_test, y_test, probabilities)
+    rule = choose_rule(config, model, trained)
+    metrics, probabilities = evaluate(config, trained, model, x_test, corrections, rule)
+    path = export(config, model, metrics, x_test, y_test, probabilities, rule)
     if config.progress_file is not None:
         progress.write(
             config.progress_file,

@@ -21,6 +21,9 @@ from settings import CANVAS_SIZE as CANVAS
 from train.canvas_forms import mnist_normalise
 
 UJI_FILE = Path(__file__).resolve().parent.parent / "data" / "uji" / "ujidigits.txt"
+# Every other character (letters, accents, punctuation, symbols) of three of the training writers,
+# in UTF-8: train/nondigits.py reads them as examples of what is not a digit.
+NONDIGITS_FILE = UJI_FILE.with_name("ujinondigits.txt")
 
 # The database's 40 training writers (its test writers are never used), listed rather than
 # read from the file so that the folds stay the same whatever the file holds.
@@ -36,7 +39,8 @@ WRITERS = tuple(
 # of training; bench/accuracy_bench.py scores each fold's model on the fold it never saw.
 FOLDS = tuple(frozenset(WRITERS[k::5]) for k in range(5))
 
-_WORD = re.compile(r"WORD (\d) (\S+)-(\d+)$")
+_WORD = re.compile(r"WORD (\d) (\S+)-(\d+)$")  # a digit
+_CHAR_WORD = re.compile(r"WORD (\S) (\S+)-(\d+)$")  # any character
 _NUMSTROKES = re.compile(r"NUMSTROKES (\d+)$")
 _POINTS = re.compile(r"POINTS (\d+) #((?: -?\d+)*)$")
 
@@ -55,20 +59,38 @@ class UjiDigit:
     strokes: tuple[np.ndarray, ...]
 
 
+@dataclass(frozen=True)
+class UjiChar:
+    """Any character of the database: a letter, a mark, a symbol (or a digit)."""
+
+    char: str
+    writer: str
+    sample: int
+    strokes: tuple[np.ndarray, ...]
+
+
 def read(path: Path = UJI_FILE) -> list[UjiDigit]:
     """Every digit in a UJI file (Latin-1 text, the original database's format), in file order."""
+    chars = read_chars(path, "latin-1", _WORD)
+    return [UjiDigit(int(c.char), c.writer, c.sample, c.strokes) for c in chars]
+
+
+def read_chars(
+    path: Path = NONDIGITS_FILE, encoding: str = "utf-8", word: re.Pattern = _CHAR_WORD
+) -> list[UjiChar]:
+    """Every character in a UJI file, in file order; `word` says which characters may be there."""
     try:
-        lines = path.read_text(encoding="latin-1").splitlines()
+        lines = path.read_text(encoding=encoding).splitlines()
     except OSError as e:
         raise UjiError(f"{path}: cannot read ({e.strerror or e})") from e
-    digits: list[UjiDigit] = []
+    chars: list[UjiChar] = []
     rows = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     i = 0
     while i < len(rows):
         number, line = rows[i]
-        word = _WORD.match(line)
-        if not word:
-            raise UjiError(f"{path}:{number}: expected 'WORD <digit> <writer>-<sample>'")
+        header = word.match(line)
+        if not header:
+            raise UjiError(f"{path}:{number}: expected 'WORD <character> <writer>-<sample>'")
         if i + 1 >= len(rows) or not (count := _NUMSTROKES.match(rows[i + 1][1])):
             raise UjiError(f"{path}:{number + 1}: expected 'NUMSTROKES <n>' after {line!r}")
         n_strokes = int(count.group(1))
@@ -87,10 +109,10 @@ def read(path: Path = UJI_FILE) -> list[UjiDigit]:
         if len(strokes) != n_strokes or not n_strokes:
             found = len(strokes)
             raise UjiError(f"{path}:{rows[i + 1][0]}: {n_strokes} strokes announced, {found} found")
-        digit, writer, sample = int(word.group(1)), word.group(2), int(word.group(3))
-        digits.append(UjiDigit(digit, writer, sample, tuple(strokes)))
+        char, writer, sample = header.group(1), header.group(2), int(header.group(3))
+        chars.append(UjiChar(char, writer, sample, tuple(strokes)))
         i += 2 + n_strokes
-    return digits
+    return chars
 
 
 def split_writers(
@@ -220,16 +242,23 @@ def training_forms(
     digits: list[UjiDigit], n: int, seed: int = 0, bend_amount: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """n MNIST-style 28x28 drawings of `digits` (each in turn, each time in a random style),
-    each bent by `bend_amount` (`bend`).
+    each bent by `bend_amount` (`bend`), and their labels."""
+    images = drawings([d.strokes for d in digits], n, seed, bend_amount)
+    return images, np.array([digits[i % len(digits)].digit for i in range(n)], np.int64)
+
+
+def drawings(
+    shapes: list[tuple[np.ndarray, ...]], n: int, seed: int = 0, bend_amount: float = 0.0
+) -> np.ndarray:
+    """n MNIST-style 28x28 uint8 drawings of `shapes` (strokes each), in turn, each in a random
+    style and bent by `bend_amount`.
 
     Drawn at a quarter of the canvas's resolution with 2x supersampling: the 28x28 result is the
     same to a grey level or two and costs a tenth as much.
     """
     images = np.zeros((n, 28, 28), np.uint8)
-    labels = np.zeros(n, np.int64)
     for i in range(n):
         rng = np.random.default_rng((seed, i))
-        digit = digits[i % len(digits)]
         style = random_style(rng)
         small = {
             **style,
@@ -237,7 +266,7 @@ def training_forms(
             "pen": style["pen"] / 4,
             "centre": (CANVAS / 8, CANVAS / 8),
         }
-        strokes = bend(digit.strokes, rng, bend_amount)
+        strokes = bend(shapes[i % len(shapes)], rng, bend_amount)
         ink = draw(strokes, canvas=CANVAS // 4, supersample=2, **small)
-        images[i], labels[i] = mnist_normalise(ink), digit.digit
-    return images, labels
+        images[i] = mnist_normalise(ink)
+    return images
