@@ -11,6 +11,7 @@ import settings
 from export.__main__ import main as export_main
 from export.saved_model import export_version
 from export.versions import list_versions
+from train.config import TrainConfig
 from train.model import build
 
 
@@ -146,7 +147,8 @@ def test_metrics_json(tiny_version):
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["dataset"]["test"] == 1000
     # The default training set: the sample plus the forms, named as such.
-    forms = "600 continental+3000 lowres+4800 uji+3823 optdigits+6000 not-a-digit"
+    negatives = TrainConfig().nondigit_forms
+    forms = f"600 continental+3000 lowres+4800 uji+3823 optdigits+{negatives} not-a-digit"
     assert metrics["dataset"]["source"] == f"sample+{forms}"
     assert metrics["dataset"]["train"] == 252 and metrics["dataset"]["validation"] == 28
     assert metrics["arch"] == "canvas"

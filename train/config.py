@@ -13,7 +13,7 @@ import settings
 from train import uji
 from train.model import ARCHES
 
-DEFAULT_STEPS = 2250  # optimizer steps of each model when --epochs is not given
+DEFAULT_STEPS = 2700  # optimizer steps of each model when --epochs is not given
 # A fine-tune (--from-version) without --epochs: one pass, a minute or two on 2 cores.
 FINETUNE_EPOCHS = 1
 
@@ -139,7 +139,7 @@ class TrainConfig:
     # What is not a digit (train/nondigits.py): the UJI writers' letters and symbols and drawn
     # doodles, one more class; every version then says which images are not digits.
     nondigit_forms: int = option(
-        6000,
+        9000,
         "add N drawings of letters, symbols and doodles as 'not a digit' (data/uji, drawn)",
         type=int,
         metavar="N",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from settings import IDX_FILES
+from settings import IDX_FILES, NOT_A_DIGIT
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -116,8 +116,12 @@ def load_idx(folder: Path) -> Dataset:
                 f"{labels_path}: {len(labels)} labels but {images_path.name} holds "
                 f"{len(images)} images"
             )
-        if len(labels) and labels.max() >= NUM_CLASSES:
-            raise DataError(f"{labels_path}: label {labels.max()} is not a digit 0..9")
+        # The feedback store's IDX export keeps "not a digit" as its class, settings.NOT_A_DIGIT.
+        if len(labels) and labels.max() > NOT_A_DIGIT:
+            raise DataError(
+                f"{labels_path}: label {labels.max()} is neither a digit 0..9 nor "
+                f"{NOT_A_DIGIT} (not a digit)"
+            )
     return Dataset(
         f"idx:{folder}",
         arrays["train_images"],

@@ -7,7 +7,8 @@ The model learns "not a digit" as one more class (settings.NOT_A_DIGIT) from two
   that people also write as digits (`LOOK_ALIKES`). A drawn O is a fine 0, so the model is not
   taught to refuse it; those characters are neither training negatives nor dev negatives.
 - `doodles`: shapes drawn by code as strokes (`KINDS`): scribbles, zigzags, spirals, stars,
-  houses, smileys, ... and two digits written into one another where one was expected.
+  houses, smileys, ..., two digits written into one another where one was expected, and real
+  3s, 4s and 7s mirrored or turned upside down.
 
 The dev set is kept out of training for good: the writer `DEV_WRITER` and the doodle kinds
 `DEV_KINDS` (train/devsets.py draws them on the canvas; bench/reject_bench.py scores them).
@@ -163,6 +164,17 @@ def two_digits(rng: np.random.Generator, digits: list[uji.UjiDigit]) -> tuple[np
     return (*shapes[0], *(s + shift for s in shapes[1]))
 
 
+TURNED = (3, 4, 7)  # turned or mirrored, these are no digit (a 6 turned is a 9, a 0 stays a 0)
+
+
+def turned_digit(rng: np.random.Generator, digits: list[uji.UjiDigit]) -> tuple[np.ndarray, ...]:
+    """A real 3, 4 or 7 mirrored, or turned upside down: an ε, an h, an L."""
+    chosen = [d for d in digits if d.digit in TURNED]
+    strokes = chosen[rng.integers(len(chosen))].strokes
+    flip = np.array([-1.0, 1.0]) if rng.random() < 0.5 else np.array([-1.0, -1.0])
+    return tuple(s * flip for s in strokes)
+
+
 def heart(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     t = np.linspace(0, 2 * np.pi, 60) + rng.uniform(0, 2 * np.pi)
     x = 16 * np.sin(t) ** 3
@@ -207,6 +219,7 @@ KINDS = {
     "triangle": triangle,
     "crossed_box": crossed_box,
     "two_digits": two_digits,
+    "turned_digit": turned_digit,
     "heart": heart,
     "arrow": arrow,
     "sun": sun,
@@ -217,7 +230,7 @@ DEV_KINDS = ("heart", "arrow", "sun", "tick")  # never trained on: the dev set's
 
 def doodle(kind: str, rng: np.random.Generator, digits: list[uji.UjiDigit]) -> tuple:
     """One doodle of `kind` as strokes; `digits` are the real digits two_digits writes."""
-    return KINDS[kind](rng, digits) if kind == "two_digits" else KINDS[kind](rng)
+    return KINDS[kind](rng, digits) if kind in ("two_digits", "turned_digit") else KINDS[kind](rng)
 
 
 def training_forms(
