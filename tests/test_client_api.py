@@ -62,6 +62,7 @@ def test_predict_answers_from_the_path_asked(server, digits, target, source):
     assert answer.probabilities.shape == (3, 10)
     assert np.allclose(answer.probabilities.sum(axis=1), 1, atol=1e-3)
     assert answer.images.shape == (3, 28, 28) and answer.images.max() == pytest.approx(1)
+    assert answer.is_digit.shape == (3,) and answer.is_digit.dtype == bool
     assert answer.version == 1
     assert source in answer.version_source
 
@@ -231,6 +232,66 @@ def fake():
 )
 def test_malformed_answers(fake, body):
     fake.reply = (200, body)
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with pytest.raises(api.ServingError) as e:
+        api.predict(url, "mnist", [b"a png"], "1")
+    assert e.value.kind == "malformed"
+
+
+def answer_row(**outputs) -> dict:
+    """One row of a well-formed predict_image answer, with `outputs` added or replaced."""
+    row = {"probabilities": [0.0] * 9 + [1.0], "digit": 9, "mnist_image": [[[0.0]] * 28] * 28}
+    return {**row, **outputs}
+
+
+def test_an_answer_without_the_not_a_digit_outputs_takes_every_image_for_a_digit(fake):
+    # As versions exported before them answer.
+    fake.reply = (200, json.dumps({"predictions": [answer_row(), answer_row()]}).encode())
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    answer = api.predict(url, "mnist", [b"a png", b"another"], "1")
+    assert answer.is_digit.tolist() == [True, True] and answer.is_digit.dtype == bool
+    assert answer.digit_scores is None
+
+
+def test_an_answer_with_the_not_a_digit_outputs_keeps_them(fake):
+    rows = [answer_row(is_digit=False, digit_score=0.12), answer_row(is_digit=True, digit_score=1)]
+    fake.reply = (200, json.dumps({"predictions": rows}).encode())
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    answer = api.predict(url, "mnist", [b"a png", b"another"], "1")
+    assert answer.is_digit.tolist() == [False, True]
+    assert answer.digit_scores.dtype == np.float32
+    assert answer.digit_scores.tolist() == pytest.approx([0.12, 1.0])
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [answer_row(is_digit="false")],
+        [answer_row(is_digit=0)],
+        [answer_row(is_digit=None)],
+        [answer_row(digit_score=1.5)],
+        [answer_row(digit_score=-0.1)],
+        [answer_row(digit_score="0.5")],
+        [answer_row(digit_score=True)],
+        [answer_row(digit_score=[0.5])],
+        # In one row and not the other: not an answer of one version.
+        [answer_row(is_digit=True), answer_row()],
+        [answer_row(), answer_row(digit_score=0.5)],
+    ],
+)
+def test_malformed_not_a_digit_outputs(fake, rows):
+    body = json.dumps({"predictions": rows}).encode()
+    fake.reply = (200, body)
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with pytest.raises(api.ServingError) as e:
+        api.predict(url, "mnist", [b"a png"] * len(rows), "1")
+    assert e.value.kind == "malformed"
+    assert "is not what TF Serving sends" in e.value.message
+
+
+def test_a_score_that_is_not_a_number_is_malformed(fake):
+    row = json.dumps(answer_row(is_digit=True)).encode()
+    fake.reply = (200, b'{"predictions": [' + row[:-1] + b', "digit_score": NaN}]}')
     url = f"http://127.0.0.1:{fake.server_address[1]}"
     with pytest.raises(api.ServingError) as e:
         api.predict(url, "mnist", [b"a png"], "1")
