@@ -341,13 +341,45 @@ def test_reading_results():
     top = results.top_k(probabilities[0])
     assert [d for d, _ in top] == [7, 8, 9]
     assert [p for _, p in top] == pytest.approx([0.95, 0.03, 0.02])
-    number, confidences = results.read_number(probabilities)
-    assert number == "70"
-    assert confidences == pytest.approx([0.95, 0.5])
+    reading = results.read(probabilities)  # a version that does not say what is a digit
+    assert (reading.number, reading.guesses, reading.accepted) == ("70", [7, 0], [True, True])
+    assert reading.confidences == pytest.approx([0.95, 0.5])
+    assert not reading.sure and reading.least_sure == pytest.approx(0.5)
+    assert results.headline(reading) == "Prediction: 70"
+    assert [results.detail(reading, i) for i in range(2)] == ["95%", "50%"]
+    assert results.read(probabilities[:1]).sure
     # The model found no digit in the second image (digit -1, probabilities all 0).
-    assert results.read_number(probabilities * [[1], [0]]) == ("7?", pytest.approx([0.95, 0]))
-    assert not results.is_sure(confidences)
-    assert results.is_sure(confidences[:1])
+    empty = results.read(probabilities * [[1], [0]])
+    assert empty.number == f"7{settings.NOT_A_DIGIT_MARK}" and empty.sure
+    assert results.detail(empty, 1) == "no ink found" and results.best_guess(empty, 1) is None
+
+
+def test_a_piece_that_is_no_digit_is_marked_with_its_best_guess():
+    probabilities = np.array(
+        [[0.0] * 4 + [0.97] + [0.03] + [0.0] * 4, [0.0] * 3 + [0.6, 0.4] + [0.0] * 5],
+        dtype=np.float32,
+    )
+    mark = settings.NOT_A_DIGIT_MARK
+    # One piece, rejected: the message instead of the digit, the guess beside it.
+    alone = results.read(probabilities[:1], np.array([False]))
+    assert alone.no_digit and alone.number == mark
+    assert (
+        results.headline(alone) == results.NOT_A_DIGIT_MESSAGE == "That doesn't look like a digit"
+    )
+    assert results.best_guess(alone, 0) == "best guess: 4, 97%"
+    assert alone.sure  # "not sure" is for digits: a rejected piece has its own message
+    # In a number: the mark where the rejected piece is; "not sure" from the accepted digits.
+    number = results.read(probabilities, np.array([False, True]))
+    assert not number.no_digit and number.number == f"{mark}3"
+    assert results.headline(number) == f"Prediction: {mark}3"
+    assert [results.detail(number, i) for i in range(2)] == ["best guess: 4, 97%", "60%"]
+    assert results.best_guess(number, 1) is None
+    assert not number.sure and number.least_sure == pytest.approx(0.6)
+    assert results.classes(probabilities, np.array([False, True])).tolist() == [
+        settings.NOT_A_DIGIT,
+        3,
+    ]
+    assert results.classes(probabilities).tolist() == [4, 3]  # an older version: all digits
 
 
 def test_client_never_imports_tensorflow():
