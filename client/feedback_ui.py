@@ -1,6 +1,6 @@
 """People's corrections in the app: "Right" / "Wrong: it is …" / "Not a digit" under an answer,
-and the page
-"Your drawings" (gallery, counts, each loaded version's accuracy on them, delete, IDX download).
+and the page "Your drawings" (gallery, counts, each loaded version's accuracy on them, delete,
+IDX download).
 
 streamlit_app.py calls `pages(draw_page)` once to set up both pages, and `offer(...)` under an
 answer. Nothing is saved without a click; a failure to save says why, and the drawing stays.
