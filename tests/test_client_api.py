@@ -91,6 +91,10 @@ def test_predict_agrees_with_the_raw_rest_call(server, digits):
     np.testing.assert_array_equal(answer.probabilities, expected)
     seen = np.array([row["mnist_image"] for row in raw["predictions"]], np.float32)[..., 0]
     np.testing.assert_array_equal(answer.images, seen)
+    # Every version exported now says whether each image is a digit, and how digit-like it is.
+    assert answer.is_digit.tolist() == [row["is_digit"] for row in raw["predictions"]]
+    scores = np.array([row["digit_score"] for row in raw["predictions"]], np.float32)
+    np.testing.assert_array_equal(answer.digit_scores, scores)
 
 
 def test_a_version_without_the_image_signature_says_how_to_get_it(fake):
