@@ -3,6 +3,9 @@
 python -m client add --label 7 scans/*.png     # images of a 7, read by the model server (it
                                                # must be running), stored as the app stores them
 
+--label takes settings.NOT_A_DIGIT_MARK, quoted for the shell, for images (or pieces of a number)
+that are not digits.
+
 --db PATH_OR_URL: an SQLite file or a SQLAlchemy URL; default FEEDBACK_DB (.env). The store's
 other commands need no model server: `python -m feedback stats|export|delete`.
 """
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+import settings
 from client import api, preprocess
 from client.preprocess import ImageError
 from feedback.__main__ import db_option, with_store
@@ -88,7 +92,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", parents=[db_option()], help="add images of one digit (or number)")
-    add.add_argument("--label", required=True, help="what the images show, e.g. 7")
+    add.add_argument(
+        "--label",
+        required=True,
+        help=f"what the images show, e.g. 7, or {settings.NOT_A_DIGIT_MARK} for no digit",
+    )
     add.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add.add_argument(
         "--server", help="the model server that reads them (default: TF_SERVING_URL, or local)"

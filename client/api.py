@@ -11,7 +11,9 @@ servable version label". The client probes the labels this product uses (`LABELS
 
 Predictions go to the model's `predict_image` signature: each digit as an encoded image (the
 client's crop, a PNG), which the model normalises into the 28x28 digit it reads, in its own graph
-(export/image_preprocessing.py). The answer holds that 28x28 image too, to show what it saw.
+(export/image_preprocessing.py). The answer holds that 28x28 image too, to show what it saw, and
+the version's own decision whether each image is a digit at all (`is_digit`, `digit_score`);
+versions exported before they answered it take every image for a digit.
 
 Which version answered: a REST predict answer does not name its version. Just after it the
 client asks the same path's metadata (`answered_by`), whose `model_spec.version` is the version
@@ -63,6 +65,10 @@ class VersionStatus:
 class Prediction:
     probabilities: np.ndarray  # (n, 10), one row per image sent; all 0 where it found no ink
     images: np.ndarray  # (n, 28, 28) in 0..1: each digit as the model saw it
+    # (n,) bool: whether the version takes each image for a digit at all. Versions exported
+    # before they answered it take every image for one: all True.
+    is_digit: np.ndarray
+    digit_scores: np.ndarray | None  # (n,) in 0..1, higher is more digit-like; None: not answered
     version: int | None  # the version that answered, None when it could not be found out
     version_source: str  # how `version` was found, in words
 
@@ -155,10 +161,10 @@ def predict(
             "models read images themselves. Train a new version with `python -m train`, or "
             "choose another version.",
         ) from e
-    probabilities, seen = _read_answer(answer, len(images), url)
+    read = _read_answer(answer, len(images), url)
     if target.isdigit():
-        return Prediction(probabilities, seen, int(target), "asked for by number")
-    return Prediction(probabilities, seen, None, VERSION_NOT_ASKED)
+        return Prediction(*read, int(target), "asked for by number")
+    return Prediction(*read, None, VERSION_NOT_ASKED)
 
 
 def answered_by(answer: Prediction, url: str, model: str, target: str) -> Prediction:
@@ -176,15 +182,22 @@ def answered_by(answer: Prediction, url: str, model: str, target: str) -> Predic
     return replace(answer, version=version, version_source=source)
 
 
-def _read_answer(answer: dict, count: int, url: str) -> tuple[np.ndarray, np.ndarray]:
-    """The `probabilities` and `mnist_image` of a row-format answer, checked: n rows of 10 finite
-    numbers, and n 28x28 images in 0..1."""
+def _read_answer(
+    answer: dict, count: int, url: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The `probabilities`, `mnist_image`, `is_digit` and `digit_score` of a row-format answer,
+    checked: n rows of 10 finite numbers, n 28x28 images in 0..1, and where the version answers
+    them (in every row or in none), n booleans and n numbers in 0..1."""
     rows = answer.get("predictions") if isinstance(answer, dict) else None
-    if not isinstance(rows, list) or len(rows) != count:
+    if (
+        not isinstance(rows, list)
+        or len(rows) != count
+        or not all(isinstance(r, dict) for r in rows)
+    ):
         raise _malformed(url, "prediction", answer)
     probabilities, images = [], []
     for row in rows:
-        values = row.get("probabilities") if isinstance(row, dict) else None
+        values = row.get("probabilities")
         if (
             not isinstance(values, list)
             or len(values) != 10
@@ -199,7 +212,34 @@ def _read_answer(answer: dict, count: int, url: str) -> tuple[np.ndarray, np.nda
             raise _malformed(url, "prediction", answer)
         probabilities.append(values)
         images.append(image)
-    return np.asarray(probabilities, dtype=np.float32), np.stack(images)
+    is_digit = _optional(rows, "is_digit", lambda v: isinstance(v, bool), answer, url)
+    scores = _optional(rows, "digit_score", _is_fraction, answer, url)
+    return (
+        np.asarray(probabilities, dtype=np.float32),
+        np.stack(images),
+        np.ones(count, bool) if is_digit is None else np.asarray(is_digit, bool),
+        None if scores is None else np.asarray(scores, np.float32),
+    )
+
+
+def _is_fraction(value) -> bool:
+    # JSON's true and false are Python's bools, which are ints too: not a score.
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= 1
+    )
+
+
+def _optional(rows: list[dict], key: str, valid, answer: dict, url: str) -> list | None:
+    """Each row's `key`, every one `valid`; None when no row has it (an older version)."""
+    if not any(key in row for row in rows):
+        return None
+    values = [row.get(key) for row in rows]
+    if not all(valid(v) for v in values):
+        raise _malformed(url, "prediction", answer)
+    return values
 
 
 _local = threading.local()

@@ -1,5 +1,6 @@
-"""People's corrections in the app: "Right" / "Wrong: it is …" under an answer, and the page
-"Your drawings" (gallery, counts, each loaded version's accuracy on them, delete, IDX download).
+"""People's corrections in the app: "Right" / "Wrong: it is …" / "Not a digit" under an answer,
+and the page "Your drawings" (gallery, counts, each loaded version's accuracy on them, delete,
+IDX download).
 
 streamlit_app.py calls `pages(draw_page)` once to set up both pages, and `offer(...)` under an
 answer. Nothing is saved without a click; a failure to save says why, and the drawing stays.
@@ -69,14 +70,15 @@ def offer(
     model: str,
     source: str,
 ) -> None:
-    """Under an answer: "Right", or "Wrong: it is …" with ten digit buttons (one digit) or a text
-    field (a number). The record is the drawing, its digits as the model saw them (the answer's
+    """Under an answer: "Right", or "Wrong: it is …" with ten digit buttons and "Not a digit"
+    (one piece) or a text field (a number, settings.NOT_A_DIGIT_MARK for a piece that is no
+    digit). The record is the drawing, its digits as the model saw them (the answer's
     mnist_image), the answer and the version that gave it."""
     if not isinstance(answer, api.Prediction) or not len(answer.images):
         return
     digits = list(answer.images)
     st.session_state.setdefault(SAVED, {})
-    number, _ = results.read_number(answer.probabilities)
+    number = results.read(answer.probabilities, answer.is_digit).number
     drawing = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
     said = st.session_state[SAVED].get(drawing)
     if said and said[0] == "ok":
@@ -103,6 +105,10 @@ def offer(
     if len(digits) == 1:
         for d in map(str, range(10)):
             row.button(d, key=f"{key}-{d}", disabled=d == number, **saves(None, d))
+        mark = settings.NOT_A_DIGIT_MARK
+        row.button(
+            "Not a digit", key=f"{key}-not-a-digit", disabled=number == mark, **saves(None, mark)
+        )
     else:
         field = f"{key}-number"
         hidden = {"label_visibility": "collapsed", "width": 120}
@@ -110,6 +116,7 @@ def offer(
             "Wrong: it is …", key=field, placeholder=number, max_chars=len(digits), **hidden
         )
         row.button("Save", key=f"{key}-save", **saves(field, None))
+        row.caption(f"{settings.NOT_A_DIGIT_MARK} for a piece that is not a digit")
     if said:
         st.error(said[1])
 
@@ -128,14 +135,12 @@ def version_accuracies(
         pngs = [preprocess.encode_png(np.asarray(image, np.uint8)) for image in images]
         rows = []
         for version in sorted(versions):
-            read = np.concatenate(
-                [
-                    api.predict(
-                        url, model, pngs[i : i + PREDICT_BATCH], str(version)
-                    ).probabilities.argmax(axis=1)
-                    for i in range(0, len(labels), PREDICT_BATCH)
-                ]
-            )
+            answers = [
+                api.predict(url, model, pngs[i : i + PREDICT_BATCH], str(version))
+                for i in range(0, len(labels), PREDICT_BATCH)
+            ]
+            # Read as the app reads them: a piece the version takes for no digit is that class.
+            read = np.concatenate([results.classes(a.probabilities, a.is_digit) for a in answers])
             right = read == labels
             rows.append(
                 {
@@ -177,9 +182,11 @@ def drawings_page() -> None:
     aside = held_aside_mask(found.drawing_ids)
 
     st.subheader(f"{plural(count, 'drawing')}, {plural(len(found.labels), 'digit')}")
-    counts = np.bincount(found.labels, minlength=10)
+    classes = [*range(10), settings.NOT_A_DIGIT]
+    counts = [int((found.labels == c).sum()) for c in classes]
+    columns = [str(d) for d in range(10)] + [f"{settings.NOT_A_DIGIT_MARK} (not a digit)"]
     # st.table: a plain HTML table, for a few rows (a dataframe is a canvas widget).
-    st.table(pd.DataFrame([counts], index=["digits"], columns=[str(d) for d in range(10)]))
+    st.table(pd.DataFrame([counts], index=["digits"], columns=columns))
     versions_table(found, aside)
     downloads_and_delete_all(store, found, count)
     gallery(store, count)

@@ -149,20 +149,27 @@ def top3_chart(probabilities: np.ndarray) -> str:
 
 
 def answer_html(answer: api.Prediction, title: str | None) -> str:
-    """The number, whether the model is sure, which version answered, and the top-3 per digit."""
-    number, confidences = results.read_number(answer.probabilities)
+    """The number, whether the model is sure, which version answered, and the top-3 per digit.
+    A piece the model takes for no digit is that message (one piece) or a mark in the number."""
+    reading = results.read(answer.probabilities, answer.is_digit)
+    pieces = len(reading.accepted)
     parts = [ANSWER_STYLE, '<div class="answer">']
     if title:
         parts.append(f"<h3>{html.escape(title)}</h3>")
-    parts.append(f"<h2>Prediction: {number}</h2>")
-    if not results.is_sure(confidences):
+    parts.append(f"<h2>{html.escape(results.headline(reading))}</h2>")
+    if reading.no_digit and (guess := results.best_guess(reading, 0)):
+        parts.append(f'<p class="small">{guess}</p>')
+    if not reading.sure:
         parts.append(
-            f'<p class="not-sure">Not sure: the model gives it {min(confidences):.0%}, under '
+            f'<p class="not-sure">Not sure: the model gives it {reading.least_sure:.0%}, under '
             f"{results.NOT_SURE_BELOW:.0%}. Try drawing it larger, or more like a printed "
             "digit.</p>"
         )
-    if len(confidences) > 1:
-        each = " · ".join(f"<b>{d}</b> ({p:.0%})" for d, p in zip(number, confidences, strict=True))
+    if pieces > 1:
+        each = " · ".join(
+            f"<b>{html.escape(mark)}</b> ({results.detail(reading, i)})"
+            for i, mark in enumerate(reading.number)
+        )
         parts.append(f"<p>Digit by digit: {each}</p>")
     if answer.version is not None:
         source = html.escape(answer.version_source)
@@ -171,7 +178,7 @@ def answer_html(answer: api.Prediction, title: str | None) -> str:
         parts.append('<p class="small">Asking the server which version answered…</p>')
     else:
         parts.append('<p class="small">The server did not say which version answered.</p>')
-    parts.append(f'<p class="small">Top 3{" for each digit" if len(confidences) > 1 else ""}</p>')
+    parts.append(f'<p class="small">Top 3{" for each digit" if pieces > 1 else ""}</p>')
     charts = "".join(top3_chart(row) for row in answer.probabilities)
     parts.append(f'<div class="charts">{charts}</div></div>')
     return "".join(parts)

@@ -39,6 +39,7 @@ def stats_text(store: Store) -> str:
     )
     counts = Counter(found.labels.tolist())
     lines.append("digits by label: " + "  ".join(f"{d}: {counts[d]}" for d in range(10)))
+    lines.append(f"not a digit ({settings.NOT_A_DIGIT_MARK}): {counts[settings.NOT_A_DIGIT]}")
     by_version: dict[int, list[bool]] = {}
     for r in records:
         if r.prediction is not None and r.model_version is not None:

@@ -14,6 +14,7 @@ migrations take an advisory lock so that replicas starting together apply them o
 
 import datetime
 import io
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 from feedback.tables import digits, drawings, metadata
-from settings import MAX_PIXELS
+from settings import MAX_PIXELS, NOT_A_DIGIT, NOT_A_DIGIT_MARK
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SOURCES = ("canvas", "upload", "import")
@@ -213,10 +214,14 @@ def plural(count: int, word: str) -> str:
 
 
 def check_label(label: str, digit_count: int) -> str:
-    """The label, stripped, if it is a number with one digit per digit the model saw."""
+    """The label, stripped, if it is a number with one digit per digit the model saw; each may
+    be NOT_A_DIGIT_MARK instead, for a piece that is not a digit."""
     label = label.strip()
-    if not label or not label.isascii() or not label.isdigit():
-        raise StoreError(f"the label must be a number (digits 0-9 only), not {label!r}")
+    if not label or not all(c in string.digits or c == NOT_A_DIGIT_MARK for c in label):
+        raise StoreError(
+            f"the label must be a number (digits 0-9, or {NOT_A_DIGIT_MARK} for a piece that is "
+            f"not a digit), not {label!r}"
+        )
     if len(label) != digit_count:
         saw = plural(digit_count, "digit")
         raise StoreError(
@@ -224,6 +229,11 @@ def check_label(label: str, digit_count: int) -> str:
             f"({label}); draw the digits with a small gap between them, and each in one piece"
         )
     return label
+
+
+def piece_labels(label: str) -> list[int]:
+    """A checked label's class for each piece: its digit, or NOT_A_DIGIT for the mark."""
+    return [NOT_A_DIGIT if c == NOT_A_DIGIT_MARK else int(c) for c in label]
 
 
 class Store:
@@ -292,8 +302,8 @@ class Store:
             connection.execute(
                 digits.insert(),
                 [
-                    {"drawing_id": drawing_id, "position": i, "label": int(c), "image": image}
-                    for i, (c, image) in enumerate(zip(label, images, strict=True))
+                    {"drawing_id": drawing_id, "position": i, "label": c, "image": image}
+                    for i, (c, image) in enumerate(zip(piece_labels(label), images, strict=True))
                 ],
             )
             return int(drawing_id)
@@ -308,10 +318,11 @@ class Store:
         )
 
     def label_counts(self) -> dict[int, int]:
-        """How many stored digits each label 0-9 has (0 for none)."""
+        """How many stored digits each label 0-9 has, and under NOT_A_DIGIT how many pieces are
+        not digits (0 for none)."""
         query = sa.select(digits.c.label, sa.func.count()).group_by(digits.c.label)
         found = dict(self._run("count the digits", lambda c: c.execute(query).all()))
-        return {d: int(found.get(d, 0)) for d in range(10)}
+        return {d: int(found.get(d, 0)) for d in (*range(10), NOT_A_DIGIT)}
 
     def drawings(
         self, limit: int | None = None, offset: int = 0, with_png: bool = True

@@ -23,7 +23,8 @@ drawings = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("source", String(16), nullable=False),  # canvas, upload or import
-    Column("label", String(64), nullable=False),  # the right number, as the person gave it
+    # The right number, as the person gave it: settings.NOT_A_DIGIT_MARK for a piece that is none.
+    Column("label", String(64), nullable=False),
     Column("prediction", String(64)),  # what the model read; None when it was not asked
     Column("probabilities", JSON),  # one row of 10 per digit, as the model answered
     Column("model_name", String(128)),
@@ -44,6 +45,6 @@ digits = Table(
         index=True,
     ),
     Column("position", SmallInteger, nullable=False),  # 0 for the leftmost digit
-    Column("label", SmallInteger, nullable=False),
+    Column("label", SmallInteger, nullable=False),  # 0-9, or settings.NOT_A_DIGIT
     Column("image", LargeBinary, nullable=False),  # 28x28 uint8, white on black, row by row
 )

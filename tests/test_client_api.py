@@ -62,6 +62,7 @@ def test_predict_answers_from_the_path_asked(server, digits, target, source):
     assert answer.probabilities.shape == (3, 10)
     assert np.allclose(answer.probabilities.sum(axis=1), 1, atol=1e-3)
     assert answer.images.shape == (3, 28, 28) and answer.images.max() == pytest.approx(1)
+    assert answer.is_digit.shape == (3,) and answer.is_digit.dtype == bool
     assert answer.version == 1
     assert source in answer.version_source
 
@@ -90,6 +91,10 @@ def test_predict_agrees_with_the_raw_rest_call(server, digits):
     np.testing.assert_array_equal(answer.probabilities, expected)
     seen = np.array([row["mnist_image"] for row in raw["predictions"]], np.float32)[..., 0]
     np.testing.assert_array_equal(answer.images, seen)
+    # Every version exported now says whether each image is a digit, and how digit-like it is.
+    assert answer.is_digit.tolist() == [row["is_digit"] for row in raw["predictions"]]
+    scores = np.array([row["digit_score"] for row in raw["predictions"]], np.float32)
+    np.testing.assert_array_equal(answer.digit_scores, scores)
 
 
 def test_a_version_without_the_image_signature_says_how_to_get_it(fake):
@@ -237,6 +242,66 @@ def test_malformed_answers(fake, body):
     assert e.value.kind == "malformed"
 
 
+def answer_row(**outputs) -> dict:
+    """One row of a well-formed predict_image answer, with `outputs` added or replaced."""
+    row = {"probabilities": [0.0] * 9 + [1.0], "digit": 9, "mnist_image": [[[0.0]] * 28] * 28}
+    return {**row, **outputs}
+
+
+def test_an_answer_without_the_not_a_digit_outputs_takes_every_image_for_a_digit(fake):
+    # As versions exported before them answer.
+    fake.reply = (200, json.dumps({"predictions": [answer_row(), answer_row()]}).encode())
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    answer = api.predict(url, "mnist", [b"a png", b"another"], "1")
+    assert answer.is_digit.tolist() == [True, True] and answer.is_digit.dtype == bool
+    assert answer.digit_scores is None
+
+
+def test_an_answer_with_the_not_a_digit_outputs_keeps_them(fake):
+    rows = [answer_row(is_digit=False, digit_score=0.12), answer_row(is_digit=True, digit_score=1)]
+    fake.reply = (200, json.dumps({"predictions": rows}).encode())
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    answer = api.predict(url, "mnist", [b"a png", b"another"], "1")
+    assert answer.is_digit.tolist() == [False, True]
+    assert answer.digit_scores.dtype == np.float32
+    assert answer.digit_scores.tolist() == pytest.approx([0.12, 1.0])
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [answer_row(is_digit="false")],
+        [answer_row(is_digit=0)],
+        [answer_row(is_digit=None)],
+        [answer_row(digit_score=1.5)],
+        [answer_row(digit_score=-0.1)],
+        [answer_row(digit_score="0.5")],
+        [answer_row(digit_score=True)],
+        [answer_row(digit_score=[0.5])],
+        # In one row and not the other: not an answer of one version.
+        [answer_row(is_digit=True), answer_row()],
+        [answer_row(), answer_row(digit_score=0.5)],
+    ],
+)
+def test_malformed_not_a_digit_outputs(fake, rows):
+    body = json.dumps({"predictions": rows}).encode()
+    fake.reply = (200, body)
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with pytest.raises(api.ServingError) as e:
+        api.predict(url, "mnist", [b"a png"] * len(rows), "1")
+    assert e.value.kind == "malformed"
+    assert "is not what TF Serving sends" in e.value.message
+
+
+def test_a_score_that_is_not_a_number_is_malformed(fake):
+    row = json.dumps(answer_row(is_digit=True)).encode()
+    fake.reply = (200, b'{"predictions": [' + row[:-1] + b', "digit_score": NaN}]}')
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with pytest.raises(api.ServingError) as e:
+        api.predict(url, "mnist", [b"a png"], "1")
+    assert e.value.kind == "malformed"
+
+
 def test_malformed_status(fake):
     fake.reply = (200, json.dumps({"model_version_status": [{"state": "AVAILABLE"}]}).encode())
     url = f"http://127.0.0.1:{fake.server_address[1]}"
@@ -280,13 +345,45 @@ def test_reading_results():
     top = results.top_k(probabilities[0])
     assert [d for d, _ in top] == [7, 8, 9]
     assert [p for _, p in top] == pytest.approx([0.95, 0.03, 0.02])
-    number, confidences = results.read_number(probabilities)
-    assert number == "70"
-    assert confidences == pytest.approx([0.95, 0.5])
+    reading = results.read(probabilities)  # a version that does not say what is a digit
+    assert (reading.number, reading.guesses, reading.accepted) == ("70", [7, 0], [True, True])
+    assert reading.confidences == pytest.approx([0.95, 0.5])
+    assert not reading.sure and reading.least_sure == pytest.approx(0.5)
+    assert results.headline(reading) == "Prediction: 70"
+    assert [results.detail(reading, i) for i in range(2)] == ["95%", "50%"]
+    assert results.read(probabilities[:1]).sure
     # The model found no digit in the second image (digit -1, probabilities all 0).
-    assert results.read_number(probabilities * [[1], [0]]) == ("7?", pytest.approx([0.95, 0]))
-    assert not results.is_sure(confidences)
-    assert results.is_sure(confidences[:1])
+    empty = results.read(probabilities * [[1], [0]])
+    assert empty.number == f"7{settings.NOT_A_DIGIT_MARK}" and empty.sure
+    assert results.detail(empty, 1) == "no ink found" and results.best_guess(empty, 1) is None
+
+
+def test_a_piece_that_is_no_digit_is_marked_with_its_best_guess():
+    probabilities = np.array(
+        [[0.0] * 4 + [0.97] + [0.03] + [0.0] * 4, [0.0] * 3 + [0.6, 0.4] + [0.0] * 5],
+        dtype=np.float32,
+    )
+    mark = settings.NOT_A_DIGIT_MARK
+    # One piece, rejected: the message instead of the digit, the guess beside it.
+    alone = results.read(probabilities[:1], np.array([False]))
+    assert alone.no_digit and alone.number == mark
+    assert (
+        results.headline(alone) == results.NOT_A_DIGIT_MESSAGE == "That doesn't look like a digit"
+    )
+    assert results.best_guess(alone, 0) == "best guess: 4, 97%"
+    assert alone.sure  # "not sure" is for digits: a rejected piece has its own message
+    # In a number: the mark where the rejected piece is; "not sure" from the accepted digits.
+    number = results.read(probabilities, np.array([False, True]))
+    assert not number.no_digit and number.number == f"{mark}3"
+    assert results.headline(number) == f"Prediction: {mark}3"
+    assert [results.detail(number, i) for i in range(2)] == ["best guess: 4, 97%", "60%"]
+    assert results.best_guess(number, 1) is None
+    assert not number.sure and number.least_sure == pytest.approx(0.6)
+    assert results.classes(probabilities, np.array([False, True])).tolist() == [
+        settings.NOT_A_DIGIT,
+        3,
+    ]
+    assert results.classes(probabilities).tolist() == [4, 3]  # an older version: all digits
 
 
 def test_client_never_imports_tensorflow():

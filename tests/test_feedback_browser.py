@@ -18,7 +18,7 @@ from PIL import Image
 from test_browser import browser, draw, prediction, shown, start_app  # noqa: F401 - a fixture
 
 import settings
-from feedback.store import open_store
+from feedback.store import open_store, plural
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,38 @@ def test_a_number_is_corrected_in_a_text_field(page, stack):
     record = stored(stack["db"])[0]  # the newest
     assert (record.label, record.prediction, record.model_version) == ("71", "17", 1)
     assert open_store(stack["db"]).digits().labels.tolist()[-2:] == [7, 1]
+
+
+def test_a_piece_that_is_not_a_digit_is_corrected_as_such(page, stack):
+    mark = settings.NOT_A_DIGIT_MARK
+    count = len(stored(stack["db"]))
+    # One piece: the button "Not a digit".
+    draw(page, "1")
+    shown(prediction(page, "1"))
+    page.get_by_role("button", name="Not a digit").click()
+    shown(page.get_by_text(f"Saved — {plural(count + 1, 'drawing')} so far."))
+    assert (stored(stack["db"])[0].label, stored(stack["db"])[0].prediction) == (mark, "1")
+    # A number: the mark where its piece is, typed in the label.
+    page.get_by_role("button", name="Reset canvas & history").click()
+    draw(page, "1", left=0.02, width=0.4)
+    draw(page, "7", left=0.5, width=0.45)
+    shown(prediction(page, "17"))
+    field = page.get_by_placeholder("17")
+    field.fill(f"1{mark}")
+    field.press("Enter")
+    page.get_by_role("button", name="Save").click()
+    shown(page.get_by_text(f"Saved — {count + 2} drawings so far."))
+    assert stored(stack["db"])[0].label == f"1{mark}"
+    labels = open_store(stack["db"]).digits().labels.tolist()
+    assert labels[-3:] == [settings.NOT_A_DIGIT, 1, settings.NOT_A_DIGIT]
+
+    # Counted apart from the digits, and read again by the loaded version.
+    page.get_by_role("link", name="Your drawings").click()
+    shown(page.get_by_role("columnheader", name=f"{mark} (not a digit)"))
+    shown(page.get_by_text(f"{mark} · read 1 by v1"))
+    shown(page.get_by_text(f"1{mark} · read 17 by v1"))
+    shown(page.get_by_role("columnheader", name=f"all ({len(labels)})"))
+    assert page.get_by_text("Traceback").count() == 0
 
 
 def test_a_failure_to_save_says_why_and_keeps_the_drawing(page, stack):

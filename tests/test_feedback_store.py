@@ -14,11 +14,12 @@ from postgres import new_database, postgres_server
 import settings
 from client.__main__ import main as client_main
 from feedback.__main__ import main as feedback_main
-from feedback.idx import idx_zip
+from feedback.idx import idx_zip, write_idx
 from feedback.split import HELD_ASIDE_PERCENT, held_aside
 from feedback.store import StoreError, head_revision, open_store
 from feedback.tables import metadata
-from train.data import load_idx
+from settings import NOT_A_DIGIT, NOT_A_DIGIT_MARK
+from train.data import load_idx, read_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = cv2.imencode(".png", np.zeros((280, 280), np.uint8))[1].tobytes()  # a blank canvas
@@ -63,7 +64,7 @@ def test_a_drawing_keeps_everything_a_correction_needs(location):
     # As the model saw them, to the nearest of 256 levels.
     np.testing.assert_allclose(stored.images[1] / 255, second, atol=0.5 / 255 + 1e-6)
     assert store.count() == 1
-    assert store.label_counts() == {**dict.fromkeys(range(10), 0), 1: 1, 7: 1}
+    assert store.label_counts() == {**dict.fromkeys(range(10), 0), 1: 1, 7: 1, NOT_A_DIGIT: 0}
     store.close()
     # Opened again (already migrated), it still holds it.
     again = open_store(location)
@@ -78,6 +79,8 @@ def test_a_drawing_keeps_everything_a_correction_needs(location):
         ("seven", 1, "the label must be a number"),
         ("", 1, "the label must be a number"),
         ("٣", 1, "the label must be a number"),  # a digit, but not 0-9
+        ("*", 1, "the label must be a number"),
+        (f"7{NOT_A_DIGIT_MARK}", 1, "the model saw 1 digit here, so the label needs 1, not 2"),
     ],
 )
 def test_a_label_that_does_not_fit_is_refused_and_nothing_stored(tmp_path, label, count, message):
@@ -85,6 +88,25 @@ def test_a_label_that_does_not_fit_is_refused_and_nothing_stored(tmp_path, label
     with pytest.raises(StoreError, match=message):
         store.add(PNG, [digit(i) for i in range(count)], label, "canvas")
     assert store.count() == 0 and len(store.digits().labels) == 0
+
+
+def test_a_piece_that_is_not_a_digit_keeps_the_mark_and_is_stored_as_its_class(location, tmp_path):
+    store = open_store(location)
+    mark = NOT_A_DIGIT_MARK
+    store.add(PNG, [digit(0), digit(1)], f"1{mark}", "canvas", prediction=f"1{mark}")
+    store.add(PNG, [digit(2)], f" {mark} ", "upload", prediction="4")
+    assert [(d.label, d.prediction) for d in store.drawings()] == [
+        (mark, "4"),
+        (f"1{mark}", f"1{mark}"),
+    ]
+    found = store.digits()
+    assert found.labels.tolist() == [1, NOT_A_DIGIT, NOT_A_DIGIT]
+    assert store.label_counts() == {**dict.fromkeys(range(10), 0), 1: 1, NOT_A_DIGIT: 2}
+    # The IDX export keeps the class as its label byte, for the trainer to read.
+    paths = write_idx(found, tmp_path / "idx")
+    labels = [read_idx(p) for p in paths if p.name.endswith("labels-idx1-ubyte")]
+    assert sorted(np.concatenate(labels).tolist()) == [1, NOT_A_DIGIT, NOT_A_DIGIT]
+    store.close()
 
 
 def test_delete_one_and_delete_all(location):
@@ -276,3 +298,22 @@ def test_cli_add_without_a_model_server_says_so_and_adds_nothing(tmp_path, capsy
     assert "error: Cannot reach the model server at http://127.0.0.1:9" in err
     assert "added 0 drawings before that" in err
     assert open_store(db).count() == 0
+
+
+def test_cli_adds_images_that_are_not_digits(server, tmp_path, capsys):
+    db = str(tmp_path / "feedback.sqlite")
+    files = []
+    for i, size in enumerate([60, 90]):  # a square's outline on paper: one piece, no digit
+        paper = np.full((200, 200), 255, np.uint8)
+        cv2.rectangle(paper, (40, 40), (40 + size, 40 + size), 0, 12)
+        files.append(tmp_path / f"square-{i}.png")
+        cv2.imwrite(str(files[-1]), paper)
+    argv = ["add", "--label", NOT_A_DIGIT_MARK, *map(str, files), "--db", db, "--server", server]
+    assert client_main(argv) == 0
+    assert f"added 2 drawings of {NOT_A_DIGIT_MARK}" in capsys.readouterr().out
+    assert feedback_main(["stats", "--db", db]) == 0
+    assert f"not a digit ({NOT_A_DIGIT_MARK}): 2" in capsys.readouterr().out
+    store = open_store(db)
+    assert store.digits().labels.tolist() == [NOT_A_DIGIT] * 2
+    assert [d.label for d in store.drawings()] == [NOT_A_DIGIT_MARK] * 2
+    store.close()
