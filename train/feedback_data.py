@@ -102,7 +102,8 @@ def figures(
     after = None
     if len(corrections.y_aside):
         x = data.to_model_input(corrections.x_aside).numpy()
-        digits = model.predict(x, batch_size=512, verbose=0).argmax(axis=1)
+        # The digit the version answers: the likeliest of the ten, as its `digit` output.
+        digits = model.predict(x, batch_size=512, verbose=0)[:, :NOT_A_DIGIT].argmax(axis=1)
         after = float(np.mean(digits == corrections.y_aside))
     return {
         "store": corrections.where,
