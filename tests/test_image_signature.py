@@ -161,7 +161,9 @@ def test_row_and_columnar_requests_answer_as_the_signature(server, signatures):
     )
     assert rows.status_code == 200, rows.text
     predictions = rows.json()["predictions"]
-    assert [sorted(p) for p in predictions] == [["digit", "mnist_image", "probabilities"]] * 2
+    assert [sorted(p) for p in predictions] == [
+        ["digit", "digit_score", "is_digit", "mnist_image", "probabilities"]
+    ] * 2
     assert [p["digit"] for p in predictions] == [int(expected["digit"][0]), -1]
     np.testing.assert_array_equal(
         np.array([p["mnist_image"] for p in predictions], np.float32), expected["mnist_image"]
