@@ -5,6 +5,7 @@ Canvases are cut by the client (client/preprocess.py) and normalised by tests/im
 `serving_default` signature.
 """
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +76,19 @@ def predict(folder: Path, images: np.ndarray) -> np.ndarray:
     return outputs(folder, images)["probabilities"]
 
 
+@functools.cache  # a bench asks a version about several sets: loaded once
+def _signature(folder: Path):
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(folder)).signatures[settings.SIGNATURE_NAME]
+
+
 def outputs(folder: Path, images: np.ndarray) -> dict[str, np.ndarray]:
     """The version's serving signature's answer for (N, 28, 28) images: probabilities, and
     is_digit and digit_score (all true and 1 from a version without them)."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(folder)).signatures[settings.SIGNATURE_NAME]
+    serve = _signature(folder)
     parts = [
         {k: v.numpy() for k, v in serve(image=tf.constant(images[i : i + 1000, ..., None])).items()}
         for i in range(0, len(images), 1000)
