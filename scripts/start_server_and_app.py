@@ -26,7 +26,8 @@ SERVING_DIR = settings.ROOT / "serving"
 CONFIG_DIR = "/etc/tfserving"
 # What docker compose mounts at /models: the config's base_path /models/mnist resolves inside it.
 MODELS_ROOT = settings.MODEL_BASE_PATH.parent
-# The first model: one model of three epochs reads MNIST's test set at about 99% (bench/RESULTS.md).
+# The first model: one model of three epochs, quick to train and close to the full one
+# (bench/RESULTS.md).
 QUICK_FLAGS = ["--members", "1", "--epochs", "3"]
 # Extra training flags for both runs, e.g. a tiny schedule for tests ("--data sample --limit 500").
 EXTRA_FLAGS = shlex.split(os.environ.get("MAKE_RUN_TRAIN_FLAGS", ""))
