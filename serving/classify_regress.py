@@ -11,7 +11,7 @@ inputs and outputs will do. The messages are TF Serving's.
 import numpy as np
 from google.protobuf import text_format
 
-from serving import json_tensor
+from serving import json_tensor, tensor_proto
 from serving.status import invalid
 
 INPUTS = "inputs"  # kClassifyInputs, kRegressInputs
@@ -69,8 +69,9 @@ def classifications(outputs: dict[str, np.ndarray], num_examples: int) -> list[l
             raise invalid(
                 "Expected Tensor shape: [batch_size num_classes] but got ", _shape(tensor)
             )
-        if _dtype_name(tensor) != dtype:
-            raise invalid(f"Expected {name} Tensor of {dtype}. Got: {_dtype_name(tensor)}")
+        got = tensor_proto.type_name(tensor.dtype)
+        if got != dtype:
+            raise invalid(f"Expected {name} Tensor of {dtype}. Got: {got}")
         if tensor.shape[0] != num_examples:
             raise invalid(
                 f"Expected {name} output batch size of {num_examples}. Got: {tensor.shape[0]}"
@@ -106,17 +107,11 @@ def regressions(outputs: dict[str, np.ndarray], num_examples: int) -> list[float
             "Input batch size did not match output batch size: "
             f"{num_examples} vs. {tensor.shape[0]}"
         )
-    if _dtype_name(tensor) != "DT_FLOAT":
-        raise invalid(f"Expected output Tensor of DT_FLOAT.  Got: {_dtype_name(tensor)}")
+    got = tensor_proto.type_name(tensor.dtype)
+    if got != "DT_FLOAT":
+        raise invalid(f"Expected output Tensor of DT_FLOAT.  Got: {got}")
     return [float(v) for v in tensor.ravel()]
 
 
 def _shape(tensor: np.ndarray) -> str:
     return "[" + ",".join(str(d) for d in tensor.shape) + "]"  # TensorShape::DebugString()
-
-
-def _dtype_name(tensor: np.ndarray) -> str:
-    import tensorflow as tf
-    from tensorflow.core.framework import types_pb2
-
-    return types_pb2.DataType.Name(tf.as_dtype(tensor.dtype).as_datatype_enum)  # DataType_Name()

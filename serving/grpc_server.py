@@ -129,8 +129,8 @@ def _inputs(proto, signature: Signature, request) -> dict[str, np.ndarray]:
         if array.dtype != expected:
             # DirectSession's check of a fed tensor against its placeholder.
             raise invalid(
-                f"Expects arg[{index}] to be {_tf_type(expected)} but "
-                f"{_tf_type(array.dtype)} is provided"
+                f"Expects arg[{index}] to be {tensor_proto.type_string(expected)} but "
+                f"{tensor_proto.type_string(array.dtype)} is provided"
             )
         arrays[alias] = array
     return arrays
@@ -376,14 +376,6 @@ def _join(names) -> str:
 
 def _text(value) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _tf_type(dtype: np.dtype) -> str:
-    """DataTypeString(): float, double, int32, string, ..."""
-    import tensorflow as tf
-
-    enum = tf.as_dtype(dtype if dtype != np.object_ else tf.string).as_datatype_enum
-    return tensor_proto.dtype_name(enum).removeprefix("DT_").lower()
 
 
 # ---------------------------------------------------------------- the services

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.status import ServingError, invalid
+from serving.tensor_proto import type_string
 
 try:  # optional: parses a 28x28 image several times faster than the json module
     import orjson
@@ -30,20 +31,6 @@ except ImportError:
 ROW, COLUMNAR = "row", "columnar"
 _BOTH_KEYS = "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
 
-# DataTypeString() names, as used in TF Serving's type errors.
-DTYPE_NAMES = {
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.int32): "int32",
-    np.dtype(np.int16): "int16",
-    np.dtype(np.int8): "int8",
-    np.dtype(np.uint8): "uint8",
-    np.dtype(np.int64): "int64",
-    np.dtype(np.uint32): "uint32",
-    np.dtype(np.uint64): "uint64",
-    np.dtype(np.bool_): "bool",
-    np.dtype(object): "string",
-}
 _INT_RANGES = {
     "int32": (-(2**31), 2**31 - 1),
     "int16": (-(2**31), 2**31 - 1),  # json_tensor.cc checks IsInt() for all small ints
@@ -461,7 +448,7 @@ def _fast_array(value: list, dtype: np.dtype, may_have_bools: bool) -> np.ndarra
     elif kind != "i":
         return None
     else:
-        low, high = _INT_RANGES[DTYPE_NAMES[dtype]]
+        low, high = _INT_RANGES[type_string(dtype)]
         if array.min() < low or array.max() > high:
             return None
     if may_have_bools and _has_bool(value, array.ndim):
@@ -531,7 +518,7 @@ def _scalar(value, dtype: np.dtype):
             )
         return value
     if dtype.kind in "iu":
-        low, high = _INT_RANGES[DTYPE_NAMES[dtype]]
+        low, high = _INT_RANGES[type_string(dtype)]
         if not (isinstance(value, int) and is_number and low <= value <= high):
             raise _type_error(value, dtype)
         return value
@@ -600,7 +587,7 @@ def _type_error(value, dtype: np.dtype) -> ServingError:
         " Type: ",
         _json_type(value),
         " is not of expected type: ",
-        DTYPE_NAMES.get(dtype, str(dtype)),
+        type_string(dtype),
     )
 
 
