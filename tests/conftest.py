@@ -5,6 +5,7 @@ Both fixtures build into a temporary folder and return the model base path (the 
 `1/`).
 """
 
+import os
 import signal
 import socket
 import subprocess
@@ -179,3 +180,48 @@ def serving_in_process(
         rest.shutdown()
         rest.server_close()
         manager.stop()
+
+
+# --- the app in real Chromium (test_browser.py and the other *_browser.py) -------------------
+
+ANSWER_TIMEOUT_MS = 30_000  # generous: the machine is shared; bench/ measures speed
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(settings.CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                f"CI=true and no Chromium at {settings.CHROMIUM}: browser tests must run in CI"
+            )
+        pytest.skip(f"no Chromium at {settings.CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=settings.CHROMIUM, args=settings.CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    """The app's page, drawn, for a module that defines `stack` (the app's URL)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(stack["app_url"])
+    shown(page.locator("canvas.upper-canvas"))
+    shown(page.get_by_text("Draw a digit in the black box."))
+    yield page
+    page.close()
+
+
+def shown(locator) -> None:
+    """Waits for `locator`; if it never shows, fails with what the page says instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        locator.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        text = locator.page.locator("body").inner_text()
+        pytest.fail(f"never shown: {locator}\n--- the page says ---\n{text}")

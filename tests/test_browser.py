@@ -20,14 +20,12 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from conftest import free_port, start_server, start_until, stop_server
+from conftest import free_port, shown, start_server, start_until, stop_server
 from image_files import png_of_size
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 import settings
 
 ROOT = Path(__file__).resolve().parents[1]
-ANSWER_TIMEOUT_MS = 30_000  # generous: the machine is shared; bench/ measures speed
 
 # Digits as a person draws them: strokes of points, in a unit box (0..1), scaled onto the canvas.
 STROKES = {
@@ -56,24 +54,6 @@ def start_app(serving_url: str, tmp: Path) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not Path(settings.CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                f"CI=true and no Chromium at {settings.CHROMIUM}: browser tests must run in CI"
-            )
-        pytest.skip(f"no Chromium at {settings.CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=settings.CHROMIUM, args=settings.CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def stack(browser, sample_model_base, tmp_path_factory):
     """The local server on a copy of the sample model, and the app talking to it."""
     tmp = tmp_path_factory.mktemp("browser")
@@ -85,16 +65,6 @@ def stack(browser, sample_model_base, tmp_path_factory):
     stop_server(app)
     if server.poll() is None:
         stop_server(server)
-
-
-@pytest.fixture
-def page(browser, stack):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(stack["app_url"])
-    shown(page.locator("canvas.upper-canvas"))
-    shown(page.get_by_text("Draw a digit in the black box."))
-    yield page
-    page.close()
 
 
 def draw(page, digit: str, left: float = 0.2, width: float = 0.6) -> None:
@@ -113,15 +83,6 @@ def draw(page, digit: str, left: float = 0.2, width: float = 0.6) -> None:
         for point in points[1:]:
             page.mouse.move(*point, steps=8)
         page.mouse.up()
-
-
-def shown(locator) -> None:
-    """Waits for `locator`; if it never shows, fails with what the page says instead."""
-    try:
-        locator.wait_for(timeout=ANSWER_TIMEOUT_MS)
-    except PlaywrightTimeout:
-        text = locator.page.locator("body").inner_text()
-        pytest.fail(f"never shown: {locator}\n--- the page says ---\n{text}")
 
 
 def prediction(page, number: str):

@@ -13,16 +13,16 @@ import shutil
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import start_server, stop_server
+from conftest import shown, start_server, stop_server
 from PIL import Image
-from test_browser import browser, draw, prediction, shown, start_app  # noqa: F401 - a fixture
+from test_browser import draw, prediction, start_app
 
 import settings
 from feedback.store import open_store, plural
 
 
 @pytest.fixture(scope="module")
-def stack(browser, sample_model_base, tmp_path_factory):  # noqa: F811 - the fixture imported
+def stack(browser, sample_model_base, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("feedback_browser")
     base = tmp / settings.MODEL_NAME
     shutil.copytree(sample_model_base, base)
@@ -40,15 +40,6 @@ def stack(browser, sample_model_base, tmp_path_factory):  # noqa: F811 - the fix
     yield {"db": str(db), "app_url": app_url}
     stop_server(app)
     stop_server(server)
-
-
-@pytest.fixture
-def page(browser, stack):  # noqa: F811 - the fixture imported
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
-    page.goto(stack["app_url"])
-    shown(page.locator("canvas.upper-canvas"))
-    yield page
-    page.close()
 
 
 def stored(db: str) -> list:

@@ -15,9 +15,9 @@ import time
 import fresh_copy
 import pytest
 import requests
-from conftest import wait_for
+from conftest import shown, wait_for
 from fresh_copy import FOREIGN, copy_repository, interrupt
-from test_browser import browser, draw, prediction, shown  # noqa: F401 - browser is a fixture
+from test_browser import draw, prediction
 
 import settings
 
@@ -39,7 +39,7 @@ def launch(root, output):
     return fresh_copy.launch(root, output, {**env, "MAKE_RUN_TRAIN_FLAGS": TINY})
 
 
-def test_first_run_serves_a_quick_model_then_swaps_in_the_full_one(browser, fresh):  # noqa: F811
+def test_first_run_serves_a_quick_model_then_swaps_in_the_full_one(browser, fresh):
     root, ports = fresh
     output = root / "terminal.txt"
     with open(output, "wb") as terminal:

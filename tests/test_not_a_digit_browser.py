@@ -12,8 +12,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import start_server, stop_server
-from test_browser import browser, draw, prediction, shown, start_app  # noqa: F401 - a fixture
+from conftest import shown, start_server, stop_server
+from test_browser import draw, prediction, start_app
 
 import settings
 from client import results
@@ -23,7 +23,7 @@ REFUSE_ALL = 2.0
 
 
 @pytest.fixture(scope="module")
-def stack(browser, sample_model_base, tmp_path_factory):  # noqa: F811 - the fixture imported
+def stack(browser, sample_model_base, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("not_a_digit_browser")
     base = tmp / settings.MODEL_NAME
     shutil.copytree(sample_model_base, base)
@@ -32,15 +32,6 @@ def stack(browser, sample_model_base, tmp_path_factory):  # noqa: F811 - the fix
     yield {"base": base, "app_url": app_url}
     stop_server(app)
     stop_server(server)
-
-
-@pytest.fixture
-def page(browser, stack):  # noqa: F811 - the fixture imported
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(stack["app_url"])
-    shown(page.locator("canvas.upper-canvas"))
-    yield page
-    page.close()
 
 
 def export_refusing_everything(base) -> None:
