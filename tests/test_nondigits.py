@@ -19,6 +19,22 @@ def test_the_letters_leave_out_look_alikes_and_keep_the_dev_writer_apart():
     assert chars | (everything & nondigits.LOOK_ALIKES) == everything
 
 
+def test_font_letters_are_no_look_alikes_and_differ_each_time():
+    assert not set(nondigits.FONT_CHARS) & nondigits.LOOK_ALIKES
+    assert {"A", "k", "?", "#"} <= set(nondigits.FONT_CHARS) and not any(
+        c.isdigit() for c in nondigits.FONT_CHARS
+    )
+    rng = np.random.default_rng(4)
+    first, again = (nondigits.font_letter("k", rng) for _ in range(2))
+    for image in (first, again):
+        assert image.shape == (28, 28) and image.dtype == np.uint8 and image.max() == 255
+        ys, xs = np.nonzero(image)
+        assert max(np.ptp(ys), np.ptp(xs)) + 1 <= 20  # fitted to MNIST's 20x20 box
+    assert not np.array_equal(first, again)
+    a_and_h = nondigits.font_letter("A", rng), nondigits.font_letter("h", rng)
+    assert not np.array_equal(*a_and_h)
+
+
 @pytest.mark.parametrize("kind", sorted(nondigits.KINDS))
 def test_every_kind_of_doodle_is_finite_strokes_that_vary(kind):
     digits = uji.read()[:20]

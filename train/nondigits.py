@@ -6,6 +6,8 @@ The model learns "not a digit" as one more class (settings.NOT_A_DIGIT) from two
   (data/uji/ujinondigits.txt, train/uji.py's `read_chars`), without the look-alikes: characters
   that people also write as digits (`LOOK_ALIKES`). A drawn O is a fine 0, so the model is not
   taught to refuse it; those characters are neither training negatives nor dev negatives.
+- `font_letter`: the same letters and symbols in OpenCV's Hershey stroke fonts, printed and
+  cursive, for hands beyond the two writers'.
 - `doodles`: shapes drawn by code as strokes (`KINDS`): scribbles, zigzags, spirals, stars,
   houses, smileys, ..., two digits written into one another where one was expected, and real
   3s, 4s and 7s mirrored or turned upside down.
@@ -15,10 +17,14 @@ The dev set is kept out of training for good: the writer `DEV_WRITER` and the do
 `training_forms()` draws the rest as 28x28 MNIST-style images, as train/uji.py draws digits.
 """
 
+import string
+
+import cv2
 import numpy as np
 
 from settings import NOT_A_DIGIT
 from train import uji
+from train.canvas_forms import mnist_normalise
 
 # Characters that people also write as digits, left out of the negatives: O o D Q and a ring are
 # 0; l I i and the straight marks ' , ( ) ! ¡ are 1 once fitted to a digit's box; Z z are 2, S s
@@ -32,6 +38,49 @@ def letters(dev: bool = False) -> list[uji.UjiChar]:
     """The letters and symbols that are not look-alikes: of the dev writer, or of the others."""
     chars = [c for c in uji.read_chars() if c.char not in LOOK_ALIKES and not c.char.isdigit()]
     return [c for c in chars if (c.writer == DEV_WRITER) == dev]
+
+
+# --- letters of many hands: OpenCV's Hershey stroke fonts, printed and cursive ----------------
+
+FONTS = tuple(
+    font | italic
+    for font in (
+        cv2.FONT_HERSHEY_SIMPLEX,
+        cv2.FONT_HERSHEY_PLAIN,
+        cv2.FONT_HERSHEY_DUPLEX,
+        cv2.FONT_HERSHEY_COMPLEX,
+        cv2.FONT_HERSHEY_TRIPLEX,
+        cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+        cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
+    )
+    for italic in (0, cv2.FONT_ITALIC)
+)
+# Letters and the symbols drawn in more than one stroke or turn; single marks (- / | ~ . ...)
+# and $ (an S with a bar: a 5) are left out with the look-alikes.
+FONT_CHARS = "".join(c for c in string.ascii_letters if c not in LOOK_ALIKES) + "#%&*+<=>?@"
+
+
+def font_letter(char: str, rng: np.random.Generator) -> np.ndarray:
+    """One character in a random Hershey font, pen, slant, turn and width, with a wavering
+    hand: uint8 28x28, MNIST-style."""
+    font, size = FONTS[rng.integers(len(FONTS))], 96
+    scale = cv2.getFontScaleFromHeight(font, size)
+    pen = max(1, round(size * rng.uniform(0.02, 0.12)))
+    ink = np.zeros((3 * size, 3 * size), np.uint8)
+    (w, _), _ = cv2.getTextSize(char, font, scale, pen)
+    cv2.putText(ink, char, (int(1.5 * size - w / 2), 2 * size), font, scale, 255, pen, cv2.LINE_AA)
+    slant = np.array([[1.0, -rng.uniform(-0.3, 0.3)], [0.0, 1.0]])
+    widen = np.diag([np.exp(rng.uniform(np.log(0.75), np.log(1.3))), 1.0])
+    shape = widen @ uji.rotation(rng.normal(0, 6)) @ slant
+    middle = np.array([1.5 * size, 1.5 * size])
+    affine = np.column_stack([shape, middle - shape @ middle])
+    # A smooth random displacement of a few pixels: no two copies of a glyph alike.
+    grid = np.mgrid[0 : 3 * size, 0 : 3 * size].astype(np.float32)[::-1]
+    field = cv2.resize(rng.normal(0, 1, (2, 4, 4)).transpose(1, 2, 0).astype(np.float32), ink.shape)
+    maps = grid + field.transpose(2, 0, 1) * size * rng.uniform(0, 0.05)
+    ink = cv2.warpAffine(ink, affine, ink.shape[::-1])
+    ink = cv2.remap(ink, maps[0], maps[1], cv2.INTER_LINEAR)
+    return mnist_normalise(ink)
 
 
 # --- doodles: strokes in a unit box, x to the right, y down ---------------------------------
@@ -175,6 +224,71 @@ def turned_digit(rng: np.random.Generator, digits: list[uji.UjiDigit]) -> tuple[
     return tuple(s * flip for s in strokes)
 
 
+def flower(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Four to seven petals round a middle, in one stroke."""
+    petals = int(rng.integers(4, 8))
+    angle = np.linspace(0, 2 * np.pi, 24 * petals) + rng.uniform(0, 2 * np.pi)
+    r = 0.2 + 0.3 * np.abs(np.cos(petals / 2 * angle)) ** rng.uniform(0.5, 1.5)
+    return (_wobble(np.column_stack([r * np.cos(angle), r * np.sin(angle)]), rng),)
+
+
+def cross(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A plus or a saltire, sometimes in a ring."""
+    turn = uji.rotation(rng.choice([0.0, 45.0]) + rng.normal(0, 8))
+    strokes = [_line((-0.5, 0), (0.5, 0)) @ turn.T, _line((0, -0.5), (0, 0.5)) @ turn.T]
+    if rng.random() < 0.4:
+        strokes.append(_ellipse((0, 0), 0.45, rng.uniform(0, 1), 1.05))
+    return tuple(_wobble(s, rng) for s in strokes)
+
+
+def loops(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A row of three to six joined loops, as a pen tries itself out (eeee, llll)."""
+    theta = np.linspace(0, 2 * np.pi * rng.integers(3, 7), 200)
+    x = 0.05 * theta - rng.uniform(0.08, 0.15) * np.sin(theta)
+    y = -rng.uniform(0.15, 0.35) * np.cos(theta)
+    return (_wobble(np.column_stack([x, y]), rng),)
+
+
+def fish(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A body and a tail: two arcs crossing at the tail, an eye."""
+    top = _ellipse((0.45, 0.5), (0.4, 0.25), 0.05, 0.45, n=24)
+    bottom = top * np.array([1.0, -1.0]) + np.array([0.0, 1.0])
+    strokes = [_line((0.95, 0.3), (0.8, 0.5), (0.95, 0.7), (0.95, 0.3), n=6), top, bottom]
+    strokes.append(_ellipse((0.25, 0.45), 0.03, n=8))
+    flip = np.array([-1.0, 1.0]) if rng.random() < 0.5 else np.ones(2)
+    return tuple(_wobble(s * flip, rng) for s in strokes)
+
+
+def hatching(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Four to seven parallel strokes: shading, or a tally."""
+    k = int(rng.integers(4, 8))
+    slope = rng.uniform(-0.6, 0.6)
+    return tuple(_wobble(_line((x, 0), (x + slope, 1), n=6), rng) for x in np.linspace(0, 1.5, k))
+
+
+def dented(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A closed outline pushed in deeply in one or two places near each other: a bean, a heart
+    without its point. A ring is a 0; a ring with a dent is not (two dents facing each other
+    would make an 8)."""
+    angle = np.linspace(0, 2 * np.pi, 96)
+    r = np.ones_like(angle)
+    first = rng.uniform(0, 2 * np.pi)
+    for middle in (first, first + rng.uniform(-2, 2))[: rng.integers(1, 3)]:
+        gap = np.angle(np.exp(1j * (angle - middle)))
+        r -= rng.uniform(0.45, 0.65) * np.exp(-((gap / rng.uniform(0.25, 0.5)) ** 2))
+    outline = np.column_stack([r * np.cos(angle), r * np.sin(angle) * rng.uniform(0.7, 1.2)])
+    return (_wobble(outline / 2, rng),)
+
+
+def polygon(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A closed outline of four to six straight sides with sharp corners: a diamond, a
+    pentagon, a kite."""
+    k = int(rng.integers(4, 7))
+    angles = np.sort(np.linspace(0, 2 * np.pi, k, endpoint=False) + rng.normal(0, 0.25, k))
+    corners = np.column_stack([np.cos(angles), np.sin(angles)]) * rng.uniform(0.7, 1, (k, 1))
+    return (_wobble(_line(*corners, corners[0]) / 2, rng),)
+
+
 def heart(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     t = np.linspace(0, 2 * np.pi, 60) + rng.uniform(0, 2 * np.pi)
     x = 16 * np.sin(t) ** 3
@@ -224,6 +338,13 @@ KINDS = {
     "arrow": arrow,
     "sun": sun,
     "tick": tick,
+    "flower": flower,
+    "cross": cross,
+    "loops": loops,
+    "fish": fish,
+    "hatching": hatching,
+    "dented": dented,
+    "polygon": polygon,
 }
 DEV_KINDS = ("heart", "arrow", "sun", "tick")  # never trained on: the dev set's doodles
 
@@ -236,14 +357,18 @@ def doodle(kind: str, rng: np.random.Generator, digits: list[uji.UjiDigit]) -> t
 def training_forms(
     n: int, seed: int, digits: list[uji.UjiDigit], bend_amount: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """n MNIST-style 28x28 drawings of what is not a digit, labelled NOT_A_DIGIT: half the
-    training writers' letters and symbols, half doodles of the training kinds, in turn; each
-    drawn as train/uji.py draws a digit (a random pen, size, slant, position) and bent."""
+    """n MNIST-style 28x28 drawings of what is not a digit, labelled NOT_A_DIGIT: a quarter the
+    training writers' letters and symbols, each drawn as train/uji.py draws a digit (a random
+    pen, size, slant, position) and bent; a quarter letters and symbols in the Hershey fonts;
+    half doodles of the training kinds, drawn as the letters are."""
     kinds = [k for k in KINDS if k not in DEV_KINDS]
     rng = np.random.default_rng((seed, 7))
-    shapes = [c.strokes for c in letters()]
-    n_doodles = n - n // 2
-    shapes = [shapes[i % len(shapes)] for i in range(n // 2)]
-    shapes += [doodle(kinds[i % len(kinds)], rng, digits) for i in range(n_doodles)]
-    images = uji.drawings(shapes, n, seed, bend_amount)
+    letter_strokes = [c.strokes for c in letters()]
+    n_letters, n_fonts = n // 4, n // 4
+    shapes = [letter_strokes[i % len(letter_strokes)] for i in range(n_letters)]
+    shapes += [doodle(kinds[i % len(kinds)], rng, digits) for i in range(n - n_letters - n_fonts)]
+    fonts = [font_letter(FONT_CHARS[i % len(FONT_CHARS)], rng) for i in range(n_fonts)]
+    images = uji.drawings(shapes, len(shapes), seed, bend_amount)
+    if fonts:
+        images = np.concatenate([images, np.stack(fonts)])
     return images, np.full(n, NOT_A_DIGIT, np.int64)
