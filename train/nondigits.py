@@ -69,9 +69,8 @@ def font_letter(char: str, rng: np.random.Generator) -> np.ndarray:
     ink = np.zeros((3 * size, 3 * size), np.uint8)
     (w, _), _ = cv2.getTextSize(char, font, scale, pen)
     cv2.putText(ink, char, (int(1.5 * size - w / 2), 2 * size), font, scale, 255, pen, cv2.LINE_AA)
-    slant = np.array([[1.0, -rng.uniform(-0.3, 0.3)], [0.0, 1.0]])
-    widen = np.diag([np.exp(rng.uniform(np.log(0.75), np.log(1.3))), 1.0])
-    shape = widen @ uji.rotation(rng.normal(0, 6)) @ slant
+    slant, stretch = rng.uniform(-0.3, 0.3), np.exp(rng.uniform(np.log(0.75), np.log(1.3)))
+    shape = uji.pose(slant, rng.normal(0, 6), stretch)
     middle = np.array([1.5 * size, 1.5 * size])
     affine = np.column_stack([shape, middle - shape @ middle])
     # A smooth random displacement of a few pixels: no two copies of a glyph alike.

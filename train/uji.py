@@ -130,6 +130,12 @@ def rotation(degrees: float) -> np.ndarray:
     return np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
 
 
+def pose(slant: float, angle: float, stretch: float) -> np.ndarray:
+    """The 2x2 matrix that shears by `slant` (positive leans the top to the right), then turns by
+    `angle` degrees, then scales the width by `stretch`."""
+    return np.diag([stretch, 1.0]) @ rotation(angle) @ np.array([[1.0, -slant], [0.0, 1.0]])
+
+
 def draw(
     strokes: tuple[np.ndarray, ...],
     size: float,
@@ -150,8 +156,7 @@ def draw(
     """
     points = np.concatenate(strokes)
     middle = (points.min(axis=0) + points.max(axis=0)) / 2
-    # Shear, then turn, then widen: x' = stretch * R @ [[1, -slant], [0, 1]] @ (p - middle).
-    shape = np.diag([stretch, 1.0]) @ rotation(angle) @ np.array([[1.0, -slant], [0.0, 1.0]])
+    shape = pose(slant, angle, stretch)
     moved = [(s - middle) @ shape.T for s in strokes]
     everything = np.concatenate(moved)
     extent = np.ptp(everything, axis=0).max()
