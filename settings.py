@@ -65,7 +65,7 @@ CHROMIUM_ARGS: list[str] = [
 ]
 
 # The app's drawing canvas, pixels a side: what the browser sends, what the dev sets
-# (train/devsets.py) and the UJI strokes (train/uji.py) are drawn on, and what the warmup's images
+# (tests/devsets.py) and the UJI strokes (train/uji.py) are drawn on, and what the warmup's images
 # are enlarged to (export/saved_model.py).
 CANVAS_SIZE: int = 280
 

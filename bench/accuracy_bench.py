@@ -14,7 +14,7 @@ confusions, pooled, are drawn into bench/results/uji_folds_confusion.png.
 Paths: each is a model base path (all its numeric versions) or one version folder, scored on its
 own; the UJI row only for a version trained with a fold kept out (--uji-fold).
 
-Dev set canvases (train/devsets.py) are cut by the client and scored by tests/dev_scores.py.
+Dev set canvases (tests/devsets.py) are cut by the client and scored by tests/dev_scores.py.
 Prints one table per version (accuracy per set, worst confusions), the "not sure" analysis (how
 often the top probability is below a threshold when the answer is wrong versus right), and a
 side-by-side summary.
@@ -32,9 +32,9 @@ import numpy as np
 import settings
 from client import preprocess as client_preprocess
 from client.results import NOT_SURE_BELOW
-from tests import dev_scores, image_reference
+from tests import dev_scores, devsets, image_reference
 from tests.dev_scores import EvalSet, evaluate, print_version, version_folders
-from train import devsets, uji
+from train import canvas_digits, uji
 
 CACHE_DIR = settings.ROOT / "runs" / "devsets-cache"
 RESULTS_DIR = settings.ROOT / "bench" / "results"
@@ -44,7 +44,7 @@ THRESHOLDS = tuple(sorted({0.5, 0.6, 0.7, 0.8, 0.9, 0.95, NOT_SURE_BELOW}))
 
 def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
     """The dev sets, preprocessed; cached on disk, keyed by the code that makes them."""
-    sources = (devsets, client_preprocess, image_reference, uji, dev_scores)
+    sources = (devsets, canvas_digits, client_preprocess, image_reference, uji, dev_scores)
     code = b"".join(Path(m.__file__).read_bytes() for m in sources) + Path(__file__).read_bytes()
     key = hashlib.sha256(code + f"{n}/{seed}".encode()).hexdigest()[:16]
     cache = CACHE_DIR / f"{key}.npz"
@@ -65,8 +65,8 @@ def build_dev_sets(mnist: EvalSet, n: int, seed: int) -> list[EvalSet]:
     source = np.round(mnist.images[:n] * 255).astype(np.uint8)
     labels = mnist.labels[:n]
     makers = {
-        "sklearn_digits": lambda: devsets.sklearn_digits(seed),
-        "sklearn_digits_inked": lambda: devsets.sklearn_digits(seed, inked=True),
+        "sklearn_digits": lambda: canvas_digits.sklearn_digits(seed),
+        "sklearn_digits_inked": lambda: canvas_digits.sklearn_digits(seed, inked=True),
         "continental_1": lambda: devsets.continental_1(seed, n=min(n, 300)),
         "continental_7": lambda: devsets.continental_7(seed, n=min(n, 300)),
         **{
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{fold_folder}: every version there must keep a UJI fold out")
 
     mnist = dev_scores.load_mnist_test(args.mnist)
-    print("dev sets (train/devsets.py -> client/preprocess.py -> tests/image_reference.py):")
+    print("dev sets (tests/devsets.py -> client/preprocess.py -> tests/image_reference.py):")
     sets = [mnist, *build_dev_sets(mnist, args.n, args.seed)]
     thresholds = tuple(args.thresholds)
     results, version_sets = {}, {}

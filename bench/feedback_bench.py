@@ -7,8 +7,8 @@ The start is a version trained with one fold of UJI writers kept out (`python -m
 --uji-fold K`; `python -m bench.accuracy_bench` trains such versions under runs/folds/default).
 Those eight writers, whom it never saw, are the people who correct it: the first sample of each
 of their digits, drawn on the canvas --drawings times in the app's range of sizes and pens
-(train/devsets.py's uji_canvas), goes into a new feedback store with what the start read. Then the
-update, timed as a person runs it:
+(train/canvas_digits.py's uji_canvas), goes into a new feedback store with what the start read.
+Then the update, timed as a person runs it:
 
     python -m train --data idx:$MNIST_DIR --feedback STORE --from-version latest
 
@@ -35,7 +35,8 @@ from PIL import Image
 import settings
 from tests.dev_scores import held_out_fold, predict
 from tests.image_reference import to_mnist
-from train import devsets, uji
+from train import uji
+from train.canvas_digits import sklearn_digits, uji_canvas
 
 DEFAULT_START = settings.ROOT / "runs" / "folds" / "default" / "1"
 
@@ -51,7 +52,7 @@ def drawn(digits: list[uji.UjiDigit], times: int, seed: int) -> tuple[list[np.nd
     canvases, labels = [], []
     for i, digit in enumerate(digits):
         for r in range(times):
-            canvases.append(devsets.uji_canvas(digit, np.random.default_rng((seed, 20, i, r))))
+            canvases.append(uji_canvas(digit, np.random.default_rng((seed, 20, i, r))))
             labels.append(digit.digit)
     return canvases, np.array(labels)
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     stored = np.stack([to_mnist(c) for c in stored_canvases])
     others = np.stack([to_mnist(c) for c in other_canvases])
-    scans = list(devsets.sklearn_digits(args.seed))
+    scans = list(sklearn_digits(args.seed))
     scan_digits = np.stack([to_mnist(c) for c, _ in scans])
     scan_labels = np.array([label for _, label in scans])
     before = predict(base / "1", stored)

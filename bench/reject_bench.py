@@ -7,7 +7,7 @@ Each version's `serving_default` answer (is_digit, digit_score, probabilities) f
 it never trained on, cut and normalised as the app does (tests/dev_scores.py):
 
 - not digits, which it should refuse: the dev writer's letters and symbols that are not
-  look-alikes, and the dev kinds of doodle (train/nondigits.py, train/devsets.py);
+  look-alikes, and the dev kinds of doodle (train/nondigits.py, tests/devsets.py);
 - real digits, which it should accept: scikit-learn's half that did not choose the threshold
   (train/calibration.py), the UJI writers of the fold it kept out (if any), and MNIST test.
 
@@ -26,9 +26,10 @@ import numpy as np
 
 import settings
 from export.saved_model import read_metrics
-from tests import dev_scores
+from tests import dev_scores, devsets
 from tests.dev_scores import EvalSet, held_out_fold, load_mnist_test, version_folders
-from train import calibration, devsets, nondigits, uji
+from train import calibration, nondigits, uji
+from train.canvas_digits import sklearn_digits, uji_canvas
 
 RESULTS_DIR = settings.ROOT / "bench" / "results"
 
@@ -46,14 +47,12 @@ def not_digits(seed: int, per_kind: int) -> tuple[EvalSet, list[str], EvalSet, l
 
 
 def real_digits(seed: int, fold: int | None) -> list[EvalSet]:
-    unseen = [
-        s for i, s in enumerate(devsets.sklearn_digits(seed)) if not calibration.sklearn_part(i)
-    ]
+    unseen = [s for i, s in enumerate(sklearn_digits(seed)) if not calibration.sklearn_part(i)]
     sets = [dev_scores.preprocess("sklearn_digits (unseen half)", unseen)]
     if fold is not None:
         kept_out = uji.split_writers(uji.read(), fold)[1]
         rng = np.random.default_rng((seed, 40))
-        samples = [(devsets.uji_canvas(d, rng), d.digit) for d in kept_out]
+        samples = [(uji_canvas(d, rng), d.digit) for d in kept_out]
         sets.append(dev_scores.preprocess(f"uji fold {fold} (unseen writers)", samples))
     return sets
 

@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from tests import dev_scores
-from train import devsets, uji
+from tests import dev_scores, devsets
+from train import uji
 
 
 def canvases_set(name, samples, n):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from settings import CANVAS_SIZE
-from train import devsets, uji
+from tests import devsets
+from train import canvas_digits, uji
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,8 @@ def ink_box(canvas: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def all_generators(images, labels, n):
-    yield "sklearn_digits", devsets.sklearn_digits(limit=n)
-    yield "sklearn_digits_inked", devsets.sklearn_digits(limit=n, inked=True)
+    yield "sklearn_digits", canvas_digits.sklearn_digits(limit=n)
+    yield "sklearn_digits_inked", canvas_digits.sklearn_digits(limit=n, inked=True)
     yield "continental_1", devsets.continental_1(n=n)
     yield "continental_7", devsets.continental_7(n=n)
     for style in devsets.STYLES:
@@ -77,7 +78,7 @@ def test_a_different_seed_draws_a_different_set():
 def test_sklearn_digits_keep_their_labels_and_vary_in_size_and_position():
     from sklearn.datasets import load_digits
 
-    samples = take(devsets.sklearn_digits(limit=30), 30)
+    samples = take(canvas_digits.sklearn_digits(limit=30), 30)
     assert [label for _, label in samples] == list(load_digits().target[:30])
     heights = [ink_box(c)[1] - ink_box(c)[0] for c, _ in samples]
     tops = [ink_box(c)[0] for c, _ in samples]

@@ -185,7 +185,7 @@ def server(tiny_model_base, tmp_path_factory) -> str:
 
 def scans(folder: Path, count: int, digit_label: int = 7) -> list[Path]:
     """Real handwritten digits of one label (scikit-learn's) as black-on-white PNG scans."""
-    from train.devsets import sklearn_digits
+    from train.canvas_digits import sklearn_digits
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from settings import NOT_A_DIGIT
-from train import calibration, devsets, nondigits, uji
+from tests import devsets
+from train import calibration, nondigits, uji
 
 
 def test_the_letters_leave_out_look_alikes_and_keep_the_dev_writer_apart():

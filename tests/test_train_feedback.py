@@ -17,8 +17,8 @@ from feedback.store import open_store
 from train import calibration
 from train.__main__ import main as train_main
 from train.__main__ import parse_args
+from train.canvas_digits import sklearn_digits
 from train.data import to_model_input
-from train.devsets import sklearn_digits
 from train.finetune import load_members, load_model, resolve, version_accuracy
 
 DRAWINGS = 30

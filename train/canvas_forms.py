@@ -6,7 +6,7 @@ them calls such a 1 a 7 or a 2. `continental(n, seed)` draws n such digits (half
 strokes with a round pen, normalised the way MNIST was (fit into a 20x20 box, centre of mass at
 the centre of the 28x28 field), as uint8 white-on-black images with their labels.
 
-This is deliberately not the dev set's generator (train/devsets.py draws its own, on a canvas),
+This is deliberately not the dev set's generator (tests/devsets.py draws its own, on a canvas),
 so the dev set measures whether the forms generalise, not whether one generator was memorised.
 """
 

@@ -7,8 +7,8 @@ training digits into such images: the digit is fitted into a 32x32 box, averaged
 to an 8x8 grid with 17 grey levels, smoothed back up and cut at a random level (lower levels give
 fatter strokes), then normalised the way MNIST was.
 
-Its source digits are MNIST's, not the dev set's (train/devsets.py renders scikit-learn's), so the
-dev set measures whether the model learnt the look, not the writers.
+Its source digits are MNIST's, not the dev set's (train/canvas_digits.py renders scikit-learn's),
+so the dev set measures whether the model learnt the look, not the writers.
 """
 
 import cv2

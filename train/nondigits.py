@@ -13,7 +13,7 @@ The model learns "not a digit" as one more class (settings.NOT_A_DIGIT) from two
   3s, 4s and 7s mirrored or turned upside down.
 
 The dev set is kept out of training for good: the writer `DEV_WRITER` and the doodle kinds
-`DEV_KINDS` (train/devsets.py draws them on the canvas; bench/reject_bench.py scores them).
+`DEV_KINDS` (tests/devsets.py draws them on the canvas; bench/reject_bench.py scores them).
 `training_forms()` draws the rest as 28x28 MNIST-style images, as train/uji.py draws digits.
 """
 

@@ -3,7 +3,7 @@
 Writers in Istanbul filled in forms; each digit was cut out, fitted to a 32x32 bitmap and counted
 over 4x4 blocks into an 8x8 grid of 0..16 (data/optdigits/README.md: source, licence, format).
 The file here is the database's training set: its 30 writers. scikit-learn's `load_digits()` is
-the database's test set, 13 other writers, and train/devsets.py scores the model on them, so
+the database's test set, 13 other writers, and train/canvas_digits.py scores the model on them, so
 training on these keeps that figure one of writers never seen, as each UJI fold is for its model.
 
 `read()` returns the grids; `training_forms()` renders them as 28x28 MNIST-style training images,

@@ -251,13 +251,14 @@ def real_digits(uji_fold: int | None) -> tuple[np.ndarray, np.ndarray]:
     import tensorflow as tf
 
     from export.image_preprocessing import images_to_mnist
-    from train import devsets, uji
+    from train import uji
+    from train.canvas_digits import sklearn_digits, uji_canvas
 
-    samples = [s for i, s in enumerate(devsets.sklearn_digits(1)) if calibration.sklearn_part(i)]
+    samples = [s for i, s in enumerate(sklearn_digits(1)) if calibration.sklearn_part(i)]
     if uji_fold is not None:
         kept_out = uji.split_writers(uji.read(), uji_fold)[1]
         rng = np.random.default_rng(1)  # other drawings than the dev set's
-        samples += [(devsets.uji_canvas(d, rng), d.digit) for d in kept_out]
+        samples += [(uji_canvas(d, rng), d.digit) for d in kept_out]
     pngs = [cv2.imencode(".png", canvas)[1].tobytes() for canvas, _ in samples]
     to_mnist = tf.function(images_to_mnist)
     images = [to_mnist(tf.constant(pngs[i : i + 64]))[0] for i in range(0, len(pngs), 64)]

@@ -7,7 +7,7 @@ and the coverage in alpha. `training_forms()` draws the training writers' digits
 random pens, sizes, slants and positions, as 28x28 MNIST-style training images.
 
 `FOLDS` deals the writers into five writer-disjoint folds: a model trained with one fold kept
-out is scored on it (train/devsets.py's `uji_digits`, bench/accuracy_bench.py).
+out is scored on it (tests/devsets.py's `uji_digits`, bench/accuracy_bench.py).
 """
 
 import re

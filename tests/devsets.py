@@ -6,8 +6,9 @@ black background. They are deterministic: item i is drawn from `np.random.defaul
 so a set is the same however much of it is read. Canvases are yielded one at a time because a
 thousand of them take 300 MB.
 
-- `sklearn_digits`: scikit-learn's 1,797 real handwritten digits (13 writers, 8x8), upscaled onto
-  the canvas at a random size and position; `sklearn_digits_inked`, the same cut into solid ink.
+- `sklearn_digits` (train/canvas_digits.py, which training reads too): scikit-learn's 1,797 real
+  handwritten digits (13 writers, 8x8), upscaled onto the canvas; `inked=True` cuts them into
+  solid ink.
 - `continental_1`, `continental_7`: a 1 with a long flag and a foot, a 7 with a crossbar, drawn as
   jittered strokes with a round brush.
 - `redrawn_mnist`: MNIST digits' skeletons redrawn with a round brush in a given style: `thin`,
@@ -27,8 +28,7 @@ import numpy as np
 
 from settings import CANVAS_SIZE
 from train import nondigits, uji
-
-Sample = tuple[np.ndarray, int]
+from train.canvas_digits import Sample, crop_ink, paste, place, strokes_canvas, uji_canvas
 
 # Stroke widths (pixels on the 280x280 canvas) of each redrawn-MNIST style, and the digit height.
 STYLES = {
@@ -38,72 +38,6 @@ STYLES = {
     "slant": {"width": (14, 22), "height": (150, 200)},
     "small_corner": {"width": (6, 10), "height": (45, 75)},
 }
-
-
-def to_rgba(ink: np.ndarray) -> np.ndarray:
-    """A (280, 280) uint8 ink coverage as the canvas sends it: white RGB, coverage in alpha."""
-    rgba = np.zeros((*ink.shape, 4), np.uint8)
-    rgba[..., :3] = np.where(ink[..., None] > 0, 255, 0)
-    rgba[..., 3] = ink
-    return rgba
-
-
-def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int) -> None:
-    """Max-blend `patch` into `canvas` at (top, left), clipped to the canvas."""
-    h, w = patch.shape
-    t0, l0 = max(top, 0), max(left, 0)
-    t1, l1 = min(top + h, canvas.shape[0]), min(left + w, canvas.shape[1])
-    if t1 > t0 and l1 > l0:
-        region = canvas[t0:t1, l0:l1]
-        np.maximum(region, patch[t0 - top : t1 - top, l0 - left : l1 - left], out=region)
-
-
-def _place(patch: np.ndarray, rng: np.random.Generator, margin: int = 6) -> np.ndarray:
-    """A canvas with `patch` at a random position that keeps it inside the canvas."""
-    canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE), np.uint8)
-    h, w = patch.shape
-    top = int(rng.integers(margin, max(margin + 1, CANVAS_SIZE - h - margin)))
-    left = int(rng.integers(margin, max(margin + 1, CANVAS_SIZE - w - margin)))
-    _paste(canvas, patch, top, left)
-    return canvas
-
-
-def _crop_ink(ink: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(ink)
-    if len(ys) == 0:
-        return ink
-    return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-
-
-# --- scikit-learn digits --------------------------------------------------------------------
-
-
-def sklearn_digits(
-    seed: int = 0, limit: int | None = None, inked: bool = False
-) -> Iterator[Sample]:
-    """scikit-learn's `load_digits()`, upscaled to 90-230 px tall at a random canvas position.
-
-    Its 8x8 images count ink pixels of 4x4 blocks of a 32x32 bitmap (0..16). Upscaled smoothly,
-    they keep those counts as grey levels: a stroke fades at its edges and a loop that is a gap of
-    one cell stays a darker dip. `inked=True` cuts the upscaled image at a level near half a cell
-    (after smoothing over half a cell) into solid strokes with antialiased edges, closer to the
-    canvas's look but harder: at 8x8 a closed cut fills the loop of many 4s and 9s.
-    """
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    n = len(digits.target) if limit is None else min(limit, len(digits.target))
-    for i in range(n):
-        rng = np.random.default_rng((seed, i))
-        size = int(rng.integers(90, 231))
-        cells = np.pad(digits.images[i].astype(np.float32) / 16.0, 1)
-        ink = cv2.resize(cells, (size * 10 // 8,) * 2, interpolation=cv2.INTER_LINEAR)
-        if inked:
-            ink = cv2.GaussianBlur(ink, (0, 0), size / 24)
-            threshold = rng.uniform(0.35, 0.5)
-            ink = np.clip((ink - threshold) / 0.08, 0.0, 1.0)
-        patch = _crop_ink((ink * 255).astype(np.uint8))
-        yield to_rgba(_place(patch, rng)), int(digits.target[i])
 
 
 # --- continental forms drawn as strokes -----------------------------------------------------
@@ -141,7 +75,7 @@ def _draw_strokes(strokes: list[np.ndarray], width: int, rng: np.random.Generato
         pts = np.round((s - lo + pad) * k * 16).astype(np.int32)  # 4 fractional bits
         cv2.polylines(big, [pts], False, 255, width * k, cv2.LINE_AA, shift=4)
     patch = cv2.resize(big, (size[0], size[1]), interpolation=cv2.INTER_AREA)
-    return _place(_crop_ink(patch), rng)
+    return place(crop_ink(patch), rng)
 
 
 def _one_continental(rng: np.random.Generator) -> list[np.ndarray]:
@@ -183,14 +117,14 @@ def continental_1(seed: int = 0, n: int = 300) -> Iterator[Sample]:
     for i in range(n):
         rng = np.random.default_rng((seed, 1, i))
         strokes = _one_continental(rng)
-        yield to_rgba(_draw_strokes(strokes, int(rng.integers(8, 28)), rng)), 1
+        yield uji.to_rgba(_draw_strokes(strokes, int(rng.integers(8, 28)), rng)), 1
 
 
 def continental_7(seed: int = 0, n: int = 300) -> Iterator[Sample]:
     for i in range(n):
         rng = np.random.default_rng((seed, 7, i))
         strokes = _seven_continental(rng)
-        yield to_rgba(_draw_strokes(strokes, int(rng.integers(8, 28)), rng)), 7
+        yield uji.to_rgba(_draw_strokes(strokes, int(rng.integers(8, 28)), rng)), 7
 
 
 # --- MNIST digits redrawn with a round brush ------------------------------------------------
@@ -238,9 +172,9 @@ def redraw(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
     width = int(rng.integers(*spec["width"]))
     # Skeleton at a working scale of 4x, where MNIST's strokes are 8-12 px wide.
     work = cv2.resize(digit.astype(np.float32) / 255.0, (112, 112), interpolation=cv2.INTER_CUBIC)
-    skeleton = _crop_ink(thin(work > 0.5).astype(np.uint8))
+    skeleton = crop_ink(thin(work > 0.5).astype(np.uint8))
     if skeleton.sum() == 0:
-        skeleton = _crop_ink((work > 0.5).astype(np.uint8))
+        skeleton = crop_ink((work > 0.5).astype(np.uint8))
     scale = height / max(*skeleton.shape, 1)  # "height" is the longer side
     if style == "slant":
         # Tilt and shear: people lean digits much further than MNIST's writers.
@@ -268,7 +202,7 @@ def redraw(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
             if j is not None:
                 cv2.line(big, tuple(fixed[i]), tuple(fixed[j]), 255, width * k, cv2.LINE_AA, 4)
         cv2.circle(big, tuple(fixed[i]), width * k // 2, 255, -1, cv2.LINE_AA, 4)
-    patch = _crop_ink(cv2.resize(big, (size[0], size[1]), interpolation=cv2.INTER_AREA))
+    patch = crop_ink(cv2.resize(big, (size[0], size[1]), interpolation=cv2.INTER_AREA))
     if style == "small_corner":
         # A small digit tucked into one of the corners, as when someone starts drawing there.
         canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE), np.uint8)
@@ -276,9 +210,9 @@ def redraw(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
         margin = int(rng.integers(4, 25))
         top = margin if rng.random() < 0.5 else CANVAS_SIZE - h - margin
         left = margin if rng.random() < 0.5 else CANVAS_SIZE - w - margin
-        _paste(canvas, patch, top, left)
+        paste(canvas, patch, top, left)
         return canvas
-    return _place(patch, rng)
+    return place(patch, rng)
 
 
 def redrawn_mnist(
@@ -290,7 +224,7 @@ def redrawn_mnist(
     count = len(labels) if n is None else min(n, len(labels))
     for i in range(count):
         rng = np.random.default_rng((seed, sorted(STYLES).index(style), i))
-        yield to_rgba(redraw(images[i], style, rng)), int(labels[i])
+        yield uji.to_rgba(redraw(images[i], style, rng)), int(labels[i])
 
 
 # --- real pen strokes: the UJI writers ------------------------------------------------------
@@ -302,22 +236,6 @@ def uji_digits(seed: int = 0) -> Iterator[Sample]:
     saw."""
     for i, digit in enumerate(uji.read()):
         yield uji_canvas(digit, np.random.default_rng((seed, 10, i))), digit.digit
-
-
-def uji_canvas(digit: uji.UjiDigit, rng: np.random.Generator) -> np.ndarray:
-    """The digit on the canvas (`strokes_canvas`)."""
-    return strokes_canvas(digit.strokes, rng)
-
-
-def strokes_canvas(strokes: tuple[np.ndarray, ...], rng: np.random.Generator) -> np.ndarray:
-    """Strokes on the canvas: the writer's own shapes, slants and stroke order; only the canvas
-    varies: 120-230 px tall anywhere on it, with a pen of 10-32 px (the app's stroke slider starts
-    at 22)."""
-    size = rng.uniform(120, 230)
-    margin = size / 2 + 6
-    far = CANVAS_SIZE - margin
-    centre = (rng.uniform(margin, far), rng.uniform(margin, far))
-    return uji.to_rgba(uji.draw(strokes, size=size, pen=rng.uniform(10, 32), centre=centre))
 
 
 # --- what is not a digit: the dev writer's letters and symbols, the dev kinds of doodle ---------
@@ -361,10 +279,10 @@ def uploads(
     count = len(labels) if n is None else min(n, len(labels))
     for i in range(count):
         rng = np.random.default_rng((seed, 100 + UPLOAD_STYLES.index(style), i))
-        digit = _crop_ink(images[i])
+        digit = crop_ink(images[i])
         scale = rng.uniform(4, 9)
         big = cv2.resize(digit, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        ink = _place(big, rng).astype(np.float32) / 255
+        ink = place(big, rng).astype(np.float32) / 255
         if style == "scan":
             paper, pen = rng.uniform(215, 250), rng.uniform(10, 60)
             grey = np.round(paper - ink * (paper - pen)).astype(np.uint8)
