@@ -401,7 +401,7 @@ class _Service:
         except ServingError as e:
             response, code, message = None, e.code, e.message
         except Exception as e:  # a bug of ours: logged, never shown
-            log.error("Internal error serving gRPC %s", api or work.__name__, exc_info=e)
+            log.error("Internal error serving gRPC %s", type(request).__name__, exc_info=e)
             response, code, message = None, "INTERNAL", "Internal error"
         finally:
             self.active -= 1

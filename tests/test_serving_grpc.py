@@ -923,3 +923,29 @@ def test_the_readmes_grpc_example_reads_the_seven(mnist, capsys, monkeypatch):
     monkeypatch.chdir(settings.ROOT)
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out == "7 1\n"
+
+
+def test_a_bug_of_ours_answers_internal_error_for_every_rpc():
+    """An unexpected exception is logged and answered as INTERNAL "Internal error", also in the
+    RPCs that carry no metrics name (here HandleReloadConfigRequest)."""
+    from serving.grpc_server import GrpcServer
+    from serving.metrics import Metrics
+    from serving.versions import Manager
+
+    def broken(config):
+        raise RuntimeError("a bug")
+
+    manager = Manager([])
+    server = GrpcServer(["localhost:0"], manager, Metrics(), broken)
+    try:
+        channel = grpc.insecure_channel(f"localhost:{server.ports[0]}")
+        request = model_management_pb2.ReloadConfigRequest()
+        request.config.model_config_list.config.add(name="m", base_path="/nowhere")
+        with pytest.raises(grpc.RpcError) as e:
+            model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                request, RPC_TIMEOUT
+            )
+        assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INTERNAL, "Internal error")
+    finally:
+        server.stop()
+        manager.stop()
