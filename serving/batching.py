@@ -46,21 +46,6 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def run(self, inputs: Arrays) -> Arrays:
-        """The outputs for these inputs, waiting for their batch (for callers on threads)."""
-        finished = threading.Event()
-        result: list = []
-
-        def done(outputs: Arrays | None, error: Exception | None) -> None:
-            result.extend((outputs, error))
-            finished.set()
-
-        self.submit(inputs, done)
-        finished.wait()
-        if result[1] is not None:
-            raise result[1]
-        return result[0]
-
     def submit(self, inputs: Arrays, done: Done) -> None:
         """Queues the inputs; done() gets their outputs. Refusals raise ServingError at once."""
         rows = _batch_rows(inputs)

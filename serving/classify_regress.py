@@ -67,7 +67,8 @@ def classifications(outputs: dict[str, np.ndarray], num_examples: int) -> list[l
             continue
         if tensor.ndim != 2:
             raise invalid(
-                "Expected Tensor shape: [batch_size num_classes] but got ", _shape(tensor)
+                "Expected Tensor shape: [batch_size num_classes] but got ",
+                tensor_proto.shape_string(tensor.shape),
             )
         got = tensor_proto.type_name(tensor.dtype)
         if got != dtype:
@@ -100,7 +101,7 @@ def regressions(outputs: dict[str, np.ndarray], num_examples: int) -> list[float
     if not (tensor.ndim == 1 or (tensor.ndim == 2 and tensor.shape[1] == 1)):
         raise invalid(
             "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got ",
-            _shape(tensor),
+            tensor_proto.shape_string(tensor.shape),
         )
     if tensor.shape[0] != num_examples:
         raise invalid(
@@ -111,7 +112,3 @@ def regressions(outputs: dict[str, np.ndarray], num_examples: int) -> list[float
     if got != "DT_FLOAT":
         raise invalid(f"Expected output Tensor of DT_FLOAT.  Got: {got}")
     return [float(v) for v in tensor.ravel()]
-
-
-def _shape(tensor: np.ndarray) -> str:
-    return "[" + ",".join(str(d) for d in tensor.shape) + "]"  # TensorShape::DebugString()

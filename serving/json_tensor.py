@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.status import ServingError, invalid
-from serving.tensor_proto import type_string
+from serving.tensor_proto import shape_string, type_string
 
 try:  # optional: parses a 28x28 image several times faster than the json module
     import orjson
@@ -386,7 +386,7 @@ def _instance_item(value, name: str, inputs: dict[str, TensorSpec], shapes: dict
         raise invalid(f"Expecting tensor size: {shapes[name][1]} but got: {size}")
     elif shapes[name][0] != shape:
         raise invalid(
-            f"Expecting shape {_shape_string(shapes[name][0])} but got: {_shape_string(shape)}"
+            f"Expecting shape {shape_string(shapes[name][0])} but got: {shape_string(shape)}"
         )
     return flat
 
@@ -609,10 +609,6 @@ def _json_type(value) -> str:
 
 def _format_error(doc, *parts: str) -> ServingError:
     return invalid("JSON Value: ", value_to_string(doc), " ", *parts)
-
-
-def _shape_string(shape: list[int]) -> str:
-    return "[" + ",".join(str(d) for d in shape) + "]"
 
 
 def value_to_string(value) -> str:

@@ -98,18 +98,19 @@ def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     return proto
 
 
-def dtype_name(dtype: int) -> str:
-    return types_pb2.DataType.Name(dtype)
-
-
 def type_name(dtype: np.dtype) -> str:
     """DataType_Name() of a numpy dtype: DT_FLOAT, DT_STRING, ...; numpy's own name for a type
     that no TensorProto here carries."""
     dtype = np.dtype(dtype)
     enum = types_pb2.DT_STRING if dtype == np.object_ else _DTYPE_ENUM.get(dtype)
-    return str(dtype) if enum is None else dtype_name(enum)
+    return str(dtype) if enum is None else types_pb2.DataType.Name(enum)
 
 
 def type_string(dtype: np.dtype) -> str:
     """DataTypeString(), as TF Serving's error messages name types: float, double, string, ..."""
     return type_name(dtype).removeprefix("DT_").lower()
+
+
+def shape_string(shape) -> str:
+    """TensorShape::DebugString(): [2,3]."""
+    return "[" + ",".join(str(d) for d in shape) + "]"

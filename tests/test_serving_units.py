@@ -484,6 +484,26 @@ def test_a_misspelt_or_mistyped_config_field_stops_the_server_from_starting(
 # ------------------------------------------------------------------ batching and metrics
 
 
+def submit_and_wait(batcher: Batcher, inputs: dict) -> tuple:
+    """(outputs, error) as the batcher's callback gets them."""
+    answer, finished = [], threading.Event()
+
+    def done(outputs, err):
+        answer.extend((outputs, err))
+        finished.set()
+
+    batcher.submit(inputs, done)
+    assert finished.wait(10)
+    return tuple(answer)
+
+
+def run_batched(batcher: Batcher, inputs: dict) -> dict:
+    outputs, err = submit_and_wait(batcher, inputs)
+    if err is not None:
+        raise err
+    return outputs
+
+
 def test_batcher_merges_concurrent_requests_and_returns_each_its_rows():
     batch_sizes = []
 
@@ -498,7 +518,7 @@ def test_batcher_merges_concurrent_requests_and_returns_each_its_rows():
     def client(i):
         rows = np.full((1 + i % 3, 2), i, np.float32)
         try:
-            results[i] = (rows, batcher.run({"x": rows})["y"])
+            results[i] = (rows, run_batched(batcher, {"x": rows})["y"])
         except Exception as e:  # noqa: BLE001 - collected and asserted below
             failures.append(e)
 
@@ -513,7 +533,7 @@ def test_batcher_merges_concurrent_requests_and_returns_each_its_rows():
         np.testing.assert_array_equal(out, rows * 2)
     assert max(batch_sizes) <= 8
     assert len(batch_sizes) < 24  # some requests shared a model call
-    code, message = error(batcher.run, {"x": np.zeros((9, 2), np.float32)})
+    code, message = error(run_batched, batcher, {"x": np.zeros((9, 2), np.float32)})
     assert message == "Task size 9 is larger than maximum input batch size 8"
 
 
@@ -525,22 +545,10 @@ def test_batcher_submit_answers_through_the_callback_and_reports_model_errors():
 
     params = BatchingParameters(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=2)
     batcher = Batcher(model, params, "t")
-
-    def submit(x):
-        answer, finished = [], threading.Event()
-
-        def done(outputs, err):
-            answer.extend((outputs, err))
-            finished.set()
-
-        batcher.submit({"x": x}, done)
-        assert finished.wait(10)
-        return answer
-
-    outputs, err = submit(np.ones((2, 1), np.float32))
+    outputs, err = submit_and_wait(batcher, {"x": np.ones((2, 1), np.float32)})
     assert err is None
     np.testing.assert_array_equal(outputs["y"], np.full((2, 1), 2, np.float32))
-    outputs, err = submit(-np.ones((1, 1), np.float32))
+    outputs, err = submit_and_wait(batcher, {"x": -np.ones((1, 1), np.float32)})
     assert outputs is None and str(err) == "negative"
     batcher.stop()
 
