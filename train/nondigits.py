@@ -1,6 +1,6 @@
 """What is not a digit: real letters and symbols, and the doodles people draw on a digit canvas.
 
-The model learns "not a digit" as one more class (settings.NOT_A_DIGIT) from two sources:
+The model learns "not a digit" as one more class (settings.NOT_A_DIGIT) from three sources:
 
 - `letters`: the UJI writers' letters, accented letters, punctuation and symbols
   (data/uji/ujinondigits.txt, train/uji.py's `read_chars`), without the look-alikes: characters
