@@ -205,7 +205,6 @@ def export_version(
     version: int | None = None,
     warmup_images: np.ndarray | None = None,
     extras: Callable[[Path], None] | None = None,
-    model_name: str = settings.MODEL_NAME,
     threshold: float = 0.0,
     temperature: float = 1.0,
 ) -> Path:
@@ -224,7 +223,7 @@ def export_version(
         save_signature_model(model, tmp, threshold, temperature)
         assets = tmp / ASSETS_EXTRA
         assets.mkdir()
-        write_warmup_requests(assets / WARMUP_FILE, warmup_images, model_name)
+        write_warmup_requests(assets / WARMUP_FILE, warmup_images, settings.MODEL_NAME)
         save_keras_model(model, assets / KERAS_FILE)
         if extras is not None:
             extras(assets)

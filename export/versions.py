@@ -45,7 +45,7 @@ def write_version(
     remove_stale_temp_dirs(base_path)
     if version is None:
         # Numbers claimed by exports still running count as taken.
-        claimed = [temp_dir_version(p) or 0 for p in base_path.glob(f"{TEMP_PREFIX}*")]
+        claimed = [temp_dir_fields(p)[0] or 0 for p in base_path.glob(f"{TEMP_PREFIX}*")]
         version = max([next_version(base_path) - 1, *claimed]) + 1
     elif version < 1:
         raise VersionError(f"version must be a positive integer, got {version}")
@@ -70,7 +70,7 @@ def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
     """Delete temp folders of exports whose process is gone (killed) or that are very old."""
     removed = []
     for p in base_path.glob(f"{TEMP_PREFIX}*"):
-        pid = temp_dir_pid(p)
+        pid = temp_dir_fields(p)[1]
         try:
             age = time.time() - p.stat().st_mtime
         except FileNotFoundError:
@@ -81,18 +81,13 @@ def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
     return removed
 
 
-def _temp_dir_field(path: Path, index: int) -> int | None:
-    # Temp folder names are ".export-<version>-<pid>-<random>".
+def temp_dir_fields(path: Path) -> tuple[int | None, int | None]:
+    """The version and the writer's pid that a temp folder's name holds, if they are numbers:
+    ".export-<version>-<pid>-<random>"."""
     parts = path.name[len(TEMP_PREFIX) :].split("-")
-    return int(parts[index]) if len(parts) == 3 and parts[index].isdigit() else None
-
-
-def temp_dir_version(path: Path) -> int | None:
-    return _temp_dir_field(path, 0)
-
-
-def temp_dir_pid(path: Path) -> int | None:
-    return _temp_dir_field(path, 1)
+    if len(parts) != 3:
+        return None, None
+    return tuple(int(part) if part.isdigit() else None for part in parts[:2])
 
 
 def process_alive(pid: int) -> bool:

@@ -38,18 +38,37 @@ def max_3x3(images):
     return tf.maximum(tf.maximum(cols[:, :, :-2], cols[:, :, 1:-1]), cols[:, :, 2:])
 
 
+class RandomImageLayer(layers.Layer):
+    """An image's random change while training, the identity otherwise. `CONFIG` names the
+    constructor's arguments, which Keras saves with the model and passes back to load it."""
+
+    CONFIG: tuple[str, ...] = ()
+
+    def __init__(self, seed: int | None = None, **kw):
+        super().__init__(**kw)
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), **{name: getattr(self, name) for name in self.CONFIG}}
+
+
 @keras.saving.register_keras_serializable(package="train")
-class StrokeWidth(layers.Layer):
+class StrokeWidth(RandomImageLayer):
     """Per image, blend towards a 3x3 dilation (fatter) or erosion (thinner) of the strokes.
 
     A blend amount of 1 adds or removes about one pixel on each side of a 28x28 stroke, as much as
     the difference between MNIST's thin and thick writers; smaller amounts give widths in between.
     """
 
+    CONFIG = ("thicker", "thinner", "seed")
+
     def __init__(self, thicker: float = 1.0, thinner: float = 0.6, seed: int | None = None, **kw):
-        super().__init__(**kw)
-        self.thicker, self.thinner, self.seed = thicker, thinner, seed
-        self._generator = keras.random.SeedGenerator(seed)
+        super().__init__(seed, **kw)
+        self.thicker, self.thinner = thicker, thinner
 
     def call(self, images, training=None):
         if not training:
@@ -63,20 +82,9 @@ class StrokeWidth(layers.Layer):
         out = images + grow * (dilated - images) + shrink * (eroded - images)
         return tf.clip_by_value(out, 0.0, 1.0)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "thicker": self.thicker,
-            "thinner": self.thinner,
-            "seed": self.seed,
-        }
-
 
 @keras.saving.register_keras_serializable(package="train")
-class RandomAffine(layers.Layer):
+class RandomAffine(RandomImageLayer):
     """Random rotation, translation, zoom and width as one transform per image: one interpolation.
 
     Keras' RandomRotation, RandomTranslation and RandomZoom (the reference's augmentation) each
@@ -85,6 +93,8 @@ class RandomAffine(layers.Layer):
     full turn, `translation` and `zoom` fractions of the image size, as in those layers.
     `stretch` changes the width alone, by up to that fraction (0.3: 1/1.3 to 1/0.7 as wide).
     """
+
+    CONFIG = ("rotation", "translation", "zoom", "stretch", "seed")
 
     def __init__(
         self,
@@ -99,10 +109,9 @@ class RandomAffine(layers.Layer):
         # (always 0 in the default recipe; measured and dropped, bench/RESULTS.md): ignored, so
         # that they can still be fine-tuned.
         kw.pop("elastic", None)
-        super().__init__(**kw)
-        self.rotation, self.translation, self.zoom, self.seed = rotation, translation, zoom, seed
+        super().__init__(seed, **kw)
+        self.rotation, self.translation, self.zoom = rotation, translation, zoom
         self.stretch = stretch
-        self._generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
         if not training:
@@ -131,19 +140,6 @@ class RandomAffine(layers.Layer):
         zero = tf.zeros_like(a0)
         transform = tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
         return keras.ops.image.affine_transform(images, transform, "bilinear", "constant")
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "rotation": self.rotation,
-            "translation": self.translation,
-            "zoom": self.zoom,
-            "stretch": self.stretch,
-            "seed": self.seed,
-        }
 
 
 def canvas_augmentation(seed: int | None = None) -> keras.Sequential:

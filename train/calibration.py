@@ -7,7 +7,7 @@ export/saved_model.py computes it in the graph and `answer()` here in numpy:
 - `probabilities` = the ten digits' probabilities, renormalised and tempered: softmax(log p / T).
 
 The threshold and the temperature T are chosen when the version is trained (`choose`), on real
-digits it did not learn from: scikit-learn's digits (the half `SKLEARN_PART` picks; the other half
+digits it did not learn from: scikit-learn's digits (the half `sklearn_part` picks; the other half
 stays a dev set) and the UJI writers of a fold kept out, if any. A model without the class (the
 reference recipe, a fine-tune of an older version) gets threshold 0: every image is a digit.
 """

@@ -59,6 +59,11 @@ def option(default, help: str, **argparse_keywords):
     return field(default=default, metadata={"help": help, **argparse_keywords})
 
 
+def forms(default: int, help: str):
+    """A TrainConfig field: how many images of a kind to add to the training set."""
+    return option(default, help, type=int, metavar="N")
+
+
 @dataclass
 class TrainConfig:
     data: str = option(
@@ -92,27 +97,16 @@ class TrainConfig:
     # Forms MNIST lacks, added to the training set: drawn continental 1s and 7s
     # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py).
     # These, --uji-forms and --optdigits-forms all 0 is the reference recipe.
-    continental_forms: int = option(
-        600,
-        "add N drawn continental forms (flagged 1s, crossed 7s) to the training set",
-        type=int,
-        metavar="N",
+    continental_forms: int = forms(
+        600, "add N drawn continental forms (flagged 1s, crossed 7s) to the training set"
     )
-    lowres_forms: int = option(
-        3000,
-        "add N training digits seen through an 8x8 grid (fat, blocky strokes)",
-        type=int,
-        metavar="N",
+    lowres_forms: int = forms(
+        3000, "add N training digits seen through an 8x8 grid (fat, blocky strokes)"
     )
     # Real pen strokes of the UJI writers (train/uji.py), each digit drawn many times with a
     # random pen, size, slant and position, and bent (bench/RESULTS.md: flagged 1s stop reading
     # as 7, and bent drawings read the writers the straight ones miss).
-    uji_forms: int = option(
-        4800,
-        "add N drawings of real pen strokes (data/uji)",
-        type=int,
-        metavar="N",
-    )
+    uji_forms: int = forms(4800, "add N drawings of real pen strokes (data/uji)")
     uji_fold: int | None = option(
         None,
         "keep fold K of the UJI writers (train/uji.py's FOLDS) out of training, to score the "
@@ -130,19 +124,13 @@ class TrainConfig:
     # The 8x8 scans of the optdigits database's 30 training writers (train/optdigits.py), each
     # once: continental 1s, 4s, 7s and 9s as scanned forms show them. scikit-learn's digits, the
     # dev set, are its 13 other writers (bench/RESULTS.md).
-    optdigits_forms: int = option(
-        3823,
-        "add N renderings of real 8x8 scans (data/optdigits, training writers)",
-        type=int,
-        metavar="N",
+    optdigits_forms: int = forms(
+        3823, "add N renderings of real 8x8 scans (data/optdigits, training writers)"
     )
     # What is not a digit (train/nondigits.py): the UJI writers' letters and symbols and drawn
     # doodles, one more class; every version then says which images are not digits.
-    nondigit_forms: int = option(
-        9000,
-        "add N drawings of letters, symbols and doodles as 'not a digit' (data/uji, drawn)",
-        type=int,
-        metavar="N",
+    nondigit_forms: int = forms(
+        9000, "add N drawings of letters, symbols and doodles as 'not a digit' (data/uji, drawn)"
     )
     model_base_path: Path = field(
         default_factory=lambda: settings.MODEL_BASE_PATH,

@@ -173,40 +173,32 @@ def with_forms(
     uji_fold: int | None = None,
     nondigits: int = 0,
 ) -> Dataset:
-    """The dataset with drawn forms MNIST lacks added to its training set.
-
-    continental: n drawn continental 1s and 7s (train/canvas_forms.py); MNIST has no 1 with a
-    flag and foot, no crossed 7. lowres: n of its training digits seen through an 8x8 grid
-    (train/lowres_forms.py), the fat, blocky look of small scans and fat brushes. uji: n drawings
-    of real pen strokes by the UJI writers (train/uji.py), European handwriting, bent by
-    uji_bend (train/uji.py's `bend`), the writers of fold uji_fold kept out. optdigits: n
-    renderings of real 8x8 scans by the optdigits training writers (train/optdigits.py),
-    continental forms as a small scan shows them. nondigits: n drawings of what is not a digit
-    (train/nondigits.py), labelled settings.NOT_A_DIGIT, bent as the UJI digits are.
+    """The dataset with drawn forms MNIST lacks added to its training set, n of each kind drawn
+    with `seed`: continental 1s and 7s (train/canvas_forms.py), its own digits seen through an 8x8
+    grid (train/lowres_forms.py), real pen strokes of the UJI writers (train/uji.py), real 8x8
+    scans (train/optdigits.py) and what is not a digit (train/nondigits.py). The UJI writers of
+    fold uji_fold are kept out, and their drawings bent by uji_bend (train/uji.py's `bend`).
     """
+    from train import canvas_forms, lowres_forms
     from train import nondigits as nondigit_forms
-    from train import optdigits as optdigits_scans
+    from train import optdigits as optdigit_scans
     from train import uji as uji_pen
-    from train.canvas_forms import continental as continental_forms
-    from train.lowres_forms import lowres as lowres_forms
 
     # Each generator draws from its own seeded random numbers: the order of the parts is free.
     parts = []  # (what, how many, (images, labels))
     if continental > 0:
-        parts.append(("continental", continental, continental_forms(continental, seed)))
+        parts.append(("continental", continental, canvas_forms.continental(continental, seed)))
     if lowres > 0:
-        x, y = dataset.x_train, dataset.y_train
-        parts.append(("lowres", lowres, lowres_forms(x, y, lowres, seed)))
-    if uji > 0:
+        forms = lowres_forms.lowres(dataset.x_train, dataset.y_train, lowres, seed)
+        parts.append(("lowres", lowres, forms))
+    if max(uji, nondigits) > 0:
         writers = uji_pen.split_writers(uji_pen.read(), uji_fold)[0]
+    if uji > 0:
         parts.append(("uji", uji, uji_pen.training_forms(writers, uji, seed, uji_bend)))
     if optdigits > 0:
-        scans = optdigits_scans.read()
-        parts.append(
-            ("optdigits", optdigits, optdigits_scans.training_forms(*scans, optdigits, seed))
-        )
+        forms = optdigit_scans.training_forms(*optdigit_scans.read(), optdigits, seed)
+        parts.append(("optdigits", optdigits, forms))
     if nondigits > 0:
-        writers = uji_pen.split_writers(uji_pen.read(), uji_fold)[0]
         forms = nondigit_forms.training_forms(nondigits, seed, writers, uji_bend)
         parts.append(("not-a-digit", nondigits, forms))
     if not parts:

@@ -67,20 +67,14 @@ def load(location: str) -> Corrections:
     )
 
 
-def repeats_for(corrections: int, others: int, share: float) -> int:
-    """How many times to repeat the corrections so that they are about `share` of the images
-    (at least once each)."""
-    if corrections == 0:
-        return 0
-    return max(1, round(share * others / ((1 - share) * corrections)))
-
-
 def mix(
     x: np.ndarray, y: np.ndarray, corrections: Corrections, share: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The training images with the corrections repeated in, shuffled (the first images are also
     what batch norm is recalibrated on); and the number of repeats."""
-    repeats = repeats_for(len(corrections.y_train), len(y), share)
+    # Repeated to make up about `share` of the images, each at least once.
+    n = len(corrections.y_train)
+    repeats = max(1, round(share * len(y) / ((1 - share) * n))) if n else 0
     x = np.concatenate([x, np.tile(corrections.x_train, (repeats, 1, 1))])
     y = np.concatenate([y, np.tile(corrections.y_train, repeats)])
     order = np.random.default_rng(seed).permutation(len(y))
@@ -93,11 +87,15 @@ def figures(
     model,
     repeats: int,
     share: float,
-    mnist_test_before: float | None,
+    mnist: data.Dataset,
     mnist_test_after: float,
 ) -> dict:
-    """metrics.json's "feedback": what was used, and the held-aside drawings before and after."""
+    """metrics.json's "feedback": what was used, and the held-aside drawings and `mnist`'s test
+    split before (with the version `before`) and after."""
     from train.finetune import version_accuracy
+
+    def accuracy_before(x: np.ndarray, y: np.ndarray) -> float | None:
+        return version_accuracy(before.path, x, y) if before else None
 
     after = None
     if len(corrections.y_aside):
@@ -114,13 +112,9 @@ def figures(
         "held_aside_drawings": corrections.aside_drawings,
         "held_aside_digits": len(corrections.y_aside),
         "before_version": before.version if before else None,
-        "held_aside_accuracy_before": (
-            version_accuracy(before.path, corrections.x_aside, corrections.y_aside)
-            if before
-            else None
-        ),
+        "held_aside_accuracy_before": accuracy_before(corrections.x_aside, corrections.y_aside),
         "held_aside_accuracy_after": after,
-        "mnist_test_accuracy_before": mnist_test_before,
+        "mnist_test_accuracy_before": accuracy_before(mnist.x_test, mnist.y_test),
         "mnist_test_accuracy_after": mnist_test_after,
     }
 

@@ -41,8 +41,7 @@ def render(grid: np.ndarray, rng: np.random.Generator, grey: bool = False) -> np
     with `grey`, upscaled smoothly with its grey levels kept."""
     cells = np.pad(grid, 1)
     if grey:
-        # A blurry small scan: the grid upscaled smoothly with its grey levels kept, a stroke
-        # fading at its edges; the faintest cells drop out as the client's ink threshold does.
+        # A blurry small scan; the faintest cells drop out as the client's ink threshold does.
         big = cv2.resize(cells, (WORK * 10 // 8,) * 2, interpolation=cv2.INTER_LINEAR)
         big = np.where(big < 0.125 * big.max(), 0.0, big)
         return mnist_normalise((big / big.max() * 255).astype(np.uint8))

@@ -83,18 +83,18 @@ def build_reference(
 def build_canvas(
     bn_momentum: float = 0.99, seed: int | None = None, classes: int = NUM_CLASSES
 ) -> keras.Model:
-    """The reference's blocks with 16 filters in the first, without dropout, behind canvas-like
-        augmentation (train/augment.py), with fused batch normalisation (421,146 parameters with ten
-    classes).
+    """The default: the reference's blocks with 16 filters in the first, without dropout, behind
+    canvas-like augmentation (train/augment.py), with fused batch normalisation (421,146
+    parameters with ten classes).
 
-        With stroke-width changes on top of rotation, translation and zoom, the augmentation is
-        regularisation enough for a run of 3,000 steps: dropout on top only slowed learning (in a
-        recipe search, dropping it did better on MNIST test; bench/RESULTS.md).
+    With stroke-width changes on top of rotation, translation and zoom, the augmentation is
+    regularisation enough for a run of 3,000 steps: dropout on top only slowed learning (in a
+    recipe search, dropping it did better on MNIST test; bench/RESULTS.md).
 
-        The first block convolves every pixel of the 28x28 image; with 32 filters its second
-        convolution cost more of a training step's CPU than any other layer. With 16 the step costs
-        about a third less, as accurate within a seed's spread, which brings the default's training
-        time within its target (bench/RESULTS.md).
+    The first block convolves every pixel of the 28x28 image; with 32 filters its second
+    convolution cost more of a training step's CPU than any other layer. With 16 the step costs
+    about a third less, as accurate within a seed's spread, which brings the default's training
+    time within its target (bench/RESULTS.md).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
     augmented = canvas_augmentation(seed)(inputs)
@@ -104,8 +104,6 @@ def build_canvas(
     return keras.Model(inputs, outputs, name="canvas")
 
 
-# canvas: the reference blocks, the first narrower, without dropout, behind canvas-like
-# augmentation (the default).
 ARCHES = {"reference": build_reference, "canvas": build_canvas}
 
 

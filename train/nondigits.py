@@ -1,6 +1,6 @@
 """What is not a digit: real letters and symbols, and the doodles people draw on a digit canvas.
 
-The model learns "not a digit" as one more class (settings.NOT_A_DIGIT) from two sources:
+The model learns "not a digit" as one more class (settings.NOT_A_DIGIT) from three sources:
 
 - `letters`: the UJI writers' letters, accented letters, punctuation and symbols
   (data/uji/ujinondigits.txt, train/uji.py's `read_chars`), without the look-alikes: characters
@@ -124,19 +124,16 @@ def zigzag(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Five to nine strokes up and down in one line (fewer would be a Z, an N or a W)."""
     k = int(rng.integers(5, 10))
     xs = np.linspace(0, 1, k + 1)
-    ys = np.where(np.arange(k + 1) % 2 == 0, 0.0, rng.uniform(0.25, 0.6)) + rng.normal(
-        0, 0.03, k + 1
-    )
+    peak = rng.uniform(0.25, 0.6)
+    ys = np.where(np.arange(k + 1) % 2 == 0, 0.0, peak) + rng.normal(0, 0.03, k + 1)
     return (_wobble(_line(*np.column_stack([xs, ys]), n=6), rng),)
 
 
 def wave(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Two to four waves side by side."""
     x = np.linspace(0, 1, 80)
-    y = np.sin(2 * np.pi * rng.uniform(2, 4) * x + rng.uniform(0, 2 * np.pi)) * rng.uniform(
-        0.1, 0.25
-    )
-    return (_wobble(np.column_stack([x, y]), rng),)
+    y = np.sin(2 * np.pi * rng.uniform(2, 4) * x + rng.uniform(0, 2 * np.pi))
+    return (_wobble(np.column_stack([x, y * rng.uniform(0.1, 0.25)]), rng),)
 
 
 def spiral(rng: np.random.Generator) -> tuple[np.ndarray, ...]:

@@ -29,7 +29,7 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def plot_confusion(
-    confusion: np.ndarray, path: Path, title: str = "Confusion matrix (test set)"
+    confusion: np.ndarray | list, path: Path, title: str = "Confusion matrix (test set)"
 ) -> None:
     confusion = np.asarray(confusion)
     fig = Figure(figsize=(6.5, 5.5))
@@ -49,16 +49,12 @@ def plot_confusion(
 
 
 def plot_misclassified(
-    images: np.ndarray,
-    labels: np.ndarray,
-    probabilities: np.ndarray,
-    path: Path,
-    max_images: int = 40,
-) -> int:
-    """A gallery of the most confidently wrong test digits; returns how many are wrong in all."""
+    images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, path: Path
+) -> None:
+    """A gallery of the 40 most confidently wrong test digits."""
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
-    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:max_images]
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:40]
     cols = 10
     rows = max(1, -(-len(wrong) // cols))
     fig = Figure(figsize=(cols * 1.1, rows * 1.35 + 0.5))
@@ -72,7 +68,6 @@ def plot_misclassified(
     total = int((predicted != labels).sum())
     fig.suptitle(f"Misclassified test digits: {total} of {len(labels)} (most confident first)")
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    return total
 
 
 def plot_history(history: dict[str, list[float]], path: Path) -> None:

@@ -174,8 +174,8 @@ def fit(
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def print_plan(config: TrainConfig, trained: Trained, count: int, epochs: int, corrections):
-    split, steps_per_epoch = trained.split, -(-len(trained.split.y_train) // config.batch_size)
+def print_plan(trained: Trained, count: int, epochs: int, steps_per_epoch: int, corrections):
+    split = trained.split
     print(
         f"data {trained.dataset.name}: {len(split.y_train)} train, {len(split.y_val)} validation, "
         f"{len(trained.dataset.y_test)} test; arch {trained.arch}, "
@@ -219,9 +219,10 @@ def train_models(
         epochs = config.epochs or (
             FINETUNE_EPOCHS if start else max(1, round(DEFAULT_STEPS / steps_per_epoch))
         )
-        trained.bn_momentum = bn_momentum_for(steps_per_epoch * epochs)
+        steps = steps_per_epoch * epochs
+        trained.bn_momentum = bn_momentum_for(steps)
         if not member:
-            print_plan(config, trained, count, epochs, corrections)
+            print_plan(trained, count, epochs, steps_per_epoch, corrections)
         started = time.perf_counter()
         if start_models:
             model = start_models[member]
@@ -231,9 +232,7 @@ def train_models(
             learning_rate = config.learning_rate
         shown = ()
         if config.progress_file is not None:
-            shown = (
-                progress.callback(config.progress_file, member, count, steps_per_epoch * epochs),
-            )
+            shown = (progress.callback(config.progress_file, member, count, steps),)
         trained.histories.append(fit(model, split, config, learning_rate, epochs, seed, shown))
         trained.seconds += time.perf_counter() - started
         # 4,096 images pin the statistics down to well under 1% and take seconds.
@@ -337,20 +336,16 @@ def evaluate(
 def feedback_figures(config: TrainConfig, trained: Trained, model, corrections, results) -> dict:
     """The corrections before and after: compared with the version fine-tuned, else with the
     newest one (what is served now)."""
-    base_path, dataset = Path(config.model_base_path), trained.dataset
-    before = trained.start
+    base_path, before = Path(config.model_base_path), trained.start
     if before is None and list_versions(base_path):
         before = finetune.resolve(base_path, "latest")
-    mnist_before = None
-    if before is not None:
-        mnist_before = finetune.version_accuracy(before.path, dataset.x_test, dataset.y_test)
     return feedback_data.figures(
         corrections,
         before,
         model,
         trained.repeats,
         config.feedback_share,
-        mnist_before,
+        trained.dataset,
         results["test_accuracy"],
     )
 
@@ -359,8 +354,7 @@ def export(config: TrainConfig, model, metrics: dict, x_test, y_test, probabilit
     """The model as the next version, with its metrics and plots; its folder."""
 
     def write_plots(assets: Path) -> None:
-        confusion = np.array(metrics["confusion_matrix"])
-        report.plot_confusion(confusion, assets / report.CONFUSION_PNG)
+        report.plot_confusion(metrics["confusion_matrix"], assets / report.CONFUSION_PNG)
         report.plot_misclassified(x_test, y_test, probabilities, assets / report.MISCLASSIFIED_PNG)
         report.plot_history(metrics["history"], assets / report.CURVES_PNG)
 

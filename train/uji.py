@@ -150,9 +150,9 @@ def draw(
     """Ink coverage (canvas x canvas uint8) of the strokes drawn with a round pen.
 
     The digit's longer side becomes `size` pixels, its box centred on `centre`; `pen` is the
-    pen's width in pixels. `slant` shears it (positive leans the top to the right), `angle`
-    (degrees) turns it and `stretch` scales its width. Each stroke is its own polyline with round
-    caps and joins, as the canvas draws a mouse stroke; a one-point stroke is a dot.
+    pen's width in pixels; `slant`, `angle` and `stretch` pose it (`pose`). Each stroke is its own
+    polyline with round caps and joins, as the canvas draws a mouse stroke; a one-point stroke is
+    a dot.
     """
     points = np.concatenate(strokes)
     middle = (points.min(axis=0) + points.max(axis=0)) / 2
