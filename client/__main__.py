@@ -42,13 +42,13 @@ def add_command(store: Store, label: str, files: list[Path], server: str, model:
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    skipped = []
-    progress = None
-    if len(files) >= PROGRESS_FROM:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        progress = tqdm(total=len(files), unit="file", file=sys.stderr)
-    for path in files:
+    skipped = []
+    progress = tqdm(
+        total=len(files), unit="file", file=sys.stderr, disable=len(files) < PROGRESS_FROM
+    )
+    for done, path in enumerate(files):
         try:
             try:
                 data = path.read_bytes()
@@ -58,9 +58,8 @@ def add_command(store: Store, label: str, files: list[Path], server: str, model:
             try:
                 found = model_view(image, server, model)
             except api.ServingError as e:
-                if progress:
-                    progress.close()
-                added = files.index(path) - len(skipped)
+                progress.close()
+                added = done - len(skipped)
                 print(f"error: {e.message}", file=sys.stderr)
                 print(
                     f"added {plural(added, 'drawing')} before that; the rest were not read",
@@ -73,12 +72,9 @@ def add_command(store: Store, label: str, files: list[Path], server: str, model:
             store.add(preprocess.encode_png(image), found, label, "import")
         except (ImageError, StoreError) as e:
             skipped.append(path)
-            message = f"skipped {path}: {e}"
-            (progress.write if progress else print)(message, file=sys.stderr)
-        if progress:
-            progress.update()
-    if progress:
-        progress.close()
+            progress.write(f"skipped {path}: {e}", file=sys.stderr)
+        progress.update()
+    progress.close()
     added = len(files) - len(skipped)
     holds = f"the store now holds {store.count()} ({store.where})"
     print(f"added {plural(added, 'drawing')} of {label}; {holds}")
