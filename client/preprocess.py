@@ -7,6 +7,7 @@ each digit's ink, cropped, for the `predict_image` signature.
 """
 
 import io
+import itertools
 
 import cv2
 import numpy as np
@@ -179,24 +180,21 @@ def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
     merged = True
     while merged:  # merging widens a box, which may reach the next piece
         merged = False
-        for a in range(len(pieces)):
-            for b in range(a + 1, len(pieces)):
-                pa, pb = pieces[a], pieces[b]
-                overlap = min(pa[1], pb[1]) - max(pa[0], pb[0])
-                height = max(pa[3] - pa[2], pb[3] - pb[2])
-                if overlap >= -SAME_DIGIT_GAP * height:
-                    pieces[a] = [
-                        min(pa[0], pb[0]),
-                        max(pa[1], pb[1]),
-                        min(pa[2], pb[2]),
-                        max(pa[3], pb[3]),
-                        pa[4] + pb[4],
-                        pa[5] + pb[5],
-                    ]
-                    del pieces[b]
-                    merged = True
-                    break
-            if merged:
+        for a, b in itertools.combinations(range(len(pieces)), 2):
+            pa, pb = pieces[a], pieces[b]
+            overlap = min(pa[1], pb[1]) - max(pa[0], pb[0])
+            height = max(pa[3] - pa[2], pb[3] - pb[2])
+            if overlap >= -SAME_DIGIT_GAP * height:
+                pieces[a] = [
+                    min(pa[0], pb[0]),
+                    max(pa[1], pb[1]),
+                    min(pa[2], pb[2]),
+                    max(pa[3], pb[3]),
+                    pa[4] + pb[4],
+                    pa[5] + pb[5],
+                ]
+                del pieces[b]
+                merged = True
                 break
 
     largest_area = max(p[4] for p in pieces)
