@@ -188,7 +188,7 @@ def _read_answer(
     """The `probabilities`, `mnist_image`, `is_digit` and `digit_score` of a row-format answer,
     checked: n rows of 10 finite numbers, n 28x28 images in 0..1, and where the version answers
     them (in every row or in none), n booleans and n numbers in 0..1."""
-    rows = answer.get("predictions") if isinstance(answer, dict) else None
+    rows = answer.get("predictions")
     if (
         not isinstance(rows, list)
         or len(rows) != count
