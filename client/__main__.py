@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import settings
 from client import api, preprocess
 from client.preprocess import ImageError
@@ -23,17 +21,6 @@ from feedback.__main__ import db_option, with_store
 from feedback.store import Store, StoreError, check_label, plural
 
 PROGRESS_FROM = 20  # files; fewer are added without a progress bar
-
-
-def model_view(image: np.ndarray, url: str, model: str) -> list[np.ndarray]:
-    """The digits of `image`, left to right, each (28, 28) float32 in 0..1, as the model at `url`
-    sees them (the app's crops, normalised by its predict_image); [] when no ink. Raises
-    api.ServingError when the server cannot answer."""
-    crops = preprocess.digit_crops(image)
-    if not crops:
-        return []
-    answer = api.predict(url, model, [preprocess.encode_png(crop) for crop in crops])
-    return list(answer.images)
 
 
 def add_command(store: Store, label: str, files: list[Path], server: str, model: str) -> int:
@@ -55,8 +42,11 @@ def add_command(store: Store, label: str, files: list[Path], server: str, model:
             except OSError as e:
                 raise ImageError(f"cannot read it ({e.strerror})") from e
             image = preprocess.read_image(data, path.name)
+            crops = preprocess.digit_crops(image)
+            if not crops:
+                raise ImageError("no digit found: the ink needs to stand out from the paper")
             try:
-                found = model_view(image, server, model)
+                answer = api.predict(server, model, [preprocess.encode_png(c) for c in crops])
             except api.ServingError as e:
                 progress.close()
                 added = done - len(skipped)
@@ -66,10 +56,8 @@ def add_command(store: Store, label: str, files: list[Path], server: str, model:
                     file=sys.stderr,
                 )
                 return 2
-            if not found:
-                raise ImageError("no digit found: the ink needs to stand out from the paper")
-            check_label(label, len(found))
-            store.add(preprocess.encode_png(image), found, label, "import")
+            check_label(label, len(crops))
+            store.add(preprocess.encode_png(image), list(answer.images), label, "import")
         except (ImageError, StoreError) as e:
             skipped.append(path)
             progress.write(f"skipped {path}: {e}", file=sys.stderr)
