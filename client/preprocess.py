@@ -48,10 +48,11 @@ def read_image(data: bytes, name: str = "the image") -> np.ndarray:
     """An image file (PNG, JPEG, GIF, BMP, WebP) as a uint8 RGB or RGBA array, upright, shrunk to
     at most MAX_UPLOAD_SIDE a side. An image of more than MAX_PIXELS is refused from its header,
     before it is decoded (a small file can hold a huge image)."""
+    unreadable = f"{name} is not an image that can be read (PNG or JPEG)"
     try:
         image = _open_image(data)
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ImageError(f"{name} is not an image that can be read (PNG or JPEG)") from e
+        raise ImageError(unreadable) from e
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ImageError(f"{name} is too large: {width * height:,} pixels, at most {MAX_PIXELS:,}")
@@ -61,7 +62,7 @@ def read_image(data: bytes, name: str = "the image") -> np.ndarray:
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
         return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{name} is not an image that can be read (PNG or JPEG)") from e
+        raise ImageError(unreadable) from e
 
 
 def _open_image(data: bytes) -> Image.Image:
