@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import settings
 from client import api, preprocess
 from client.preprocess import ImageError
@@ -25,60 +23,46 @@ from feedback.store import Store, StoreError, check_label, plural
 PROGRESS_FROM = 20  # files; fewer are added without a progress bar
 
 
-def model_view(image: np.ndarray, url: str, model: str) -> list[np.ndarray]:
-    """The digits of `image`, left to right, each (28, 28) float32 in 0..1, as the model at `url`
-    sees them (the app's crops, normalised by its predict_image); [] when no ink. Raises
-    api.ServingError when the server cannot answer."""
-    crops = preprocess.digit_crops(image)
-    if not crops:
-        return []
-    answer = api.predict(url, model, [preprocess.encode_png(crop) for crop in crops])
-    return list(answer.images)
-
-
 def add_command(store: Store, label: str, files: list[Path], server: str, model: str) -> int:
     try:
         label = check_label(label, len(label.strip()))
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    skipped = []
-    progress = None
-    if len(files) >= PROGRESS_FROM:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        progress = tqdm(total=len(files), unit="file", file=sys.stderr)
-    for path in files:
+    skipped = []
+    progress = tqdm(
+        total=len(files), unit="file", file=sys.stderr, disable=len(files) < PROGRESS_FROM
+    )
+    for done, path in enumerate(files):
         try:
             try:
                 data = path.read_bytes()
             except OSError as e:
                 raise ImageError(f"cannot read it ({e.strerror})") from e
             image = preprocess.read_image(data, path.name)
+            crops = preprocess.digit_crops(image)
+            if not crops:
+                raise ImageError("no digit found: the ink needs to stand out from the paper")
             try:
-                found = model_view(image, server, model)
+                answer = api.predict(server, model, [preprocess.encode_png(c) for c in crops])
             except api.ServingError as e:
-                if progress:
-                    progress.close()
-                added = files.index(path) - len(skipped)
+                progress.close()
+                added = done - len(skipped)
                 print(f"error: {e.message}", file=sys.stderr)
                 print(
                     f"added {plural(added, 'drawing')} before that; the rest were not read",
                     file=sys.stderr,
                 )
                 return 2
-            if not found:
-                raise ImageError("no digit found: the ink needs to stand out from the paper")
-            check_label(label, len(found))
-            store.add(preprocess.encode_png(image), found, label, "import")
+            check_label(label, len(crops))
+            store.add(preprocess.encode_png(image), list(answer.images), label, "import")
         except (ImageError, StoreError) as e:
             skipped.append(path)
-            message = f"skipped {path}: {e}"
-            (progress.write if progress else print)(message, file=sys.stderr)
-        if progress:
-            progress.update()
-    if progress:
-        progress.close()
+            progress.write(f"skipped {path}: {e}", file=sys.stderr)
+        progress.update()
+    progress.close()
     added = len(files) - len(skipped)
     holds = f"the store now holds {store.count()} ({store.where})"
     print(f"added {plural(added, 'drawing')} of {label}; {holds}")

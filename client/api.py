@@ -188,32 +188,23 @@ def _read_answer(
     """The `probabilities`, `mnist_image`, `is_digit` and `digit_score` of a row-format answer,
     checked: n rows of 10 finite numbers, n 28x28 images in 0..1, and where the version answers
     them (in every row or in none), n booleans and n numbers in 0..1."""
-    rows = answer.get("predictions") if isinstance(answer, dict) else None
-    if (
-        not isinstance(rows, list)
-        or len(rows) != count
-        or not all(isinstance(r, dict) for r in rows)
-    ):
-        raise _malformed(url, "prediction", answer)
-    probabilities, images = [], []
-    for row in rows:
-        values = row.get("probabilities")
-        if (
-            not isinstance(values, list)
-            or len(values) != 10
-            or not all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-        ):
-            raise _malformed(url, "prediction", answer)
-        try:
+    rows = answer.get("predictions")
+    try:
+        _require(isinstance(rows, list) and len(rows) == count)
+        _require(all(isinstance(r, dict) for r in rows))
+        probabilities, images = [], []
+        for row in rows:
+            values = row.get("probabilities")
+            _require(isinstance(values, list) and len(values) == 10)
+            _require(all(isinstance(v, int | float) and math.isfinite(v) for v in values))
             image = np.asarray(row.get("mnist_image"), dtype=np.float32).reshape(28, 28)
-        except (TypeError, ValueError):
-            raise _malformed(url, "prediction", answer) from None
-        if not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
-            raise _malformed(url, "prediction", answer)
-        probabilities.append(values)
-        images.append(image)
-    is_digit = _optional(rows, "is_digit", lambda v: isinstance(v, bool), answer, url)
-    scores = _optional(rows, "digit_score", _is_fraction, answer, url)
+            _require(np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1)
+            probabilities.append(values)
+            images.append(image)
+        is_digit = _optional(rows, "is_digit", lambda v: isinstance(v, bool))
+        scores = _optional(rows, "digit_score", _is_fraction)
+    except (TypeError, ValueError):
+        raise _malformed(url, "prediction", answer) from None
     return (
         np.asarray(probabilities, dtype=np.float32),
         np.stack(images),
@@ -232,13 +223,17 @@ def _is_fraction(value) -> bool:
     )
 
 
-def _optional(rows: list[dict], key: str, valid, answer: dict, url: str) -> list | None:
+def _require(condition) -> None:
+    if not condition:
+        raise ValueError("not what TF Serving sends")
+
+
+def _optional(rows: list[dict], key: str, valid) -> list | None:
     """Each row's `key`, every one `valid`; None when no row has it (an older version)."""
     if not any(key in row for row in rows):
         return None
     values = [row.get(key) for row in rows]
-    if not all(valid(v) for v in values):
-        raise _malformed(url, "prediction", answer)
+    _require(all(valid(v) for v in values))
     return values
 
 

@@ -158,9 +158,8 @@ def version_accuracies(
 
 def drawings_page() -> None:
     st.title("Your drawings")
-    location = settings.feedback_db()
     try:
-        store = store_at(location)
+        store = store_at(settings.feedback_db())
         count = store.count()
     except StoreError as e:
         st.error(f"Cannot open the store of drawings: {e}")

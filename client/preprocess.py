@@ -7,6 +7,7 @@ each digit's ink, cropped, for the `predict_image` signature.
 """
 
 import io
+import itertools
 
 import cv2
 import numpy as np
@@ -47,10 +48,11 @@ def read_image(data: bytes, name: str = "the image") -> np.ndarray:
     """An image file (PNG, JPEG, GIF, BMP, WebP) as a uint8 RGB or RGBA array, upright, shrunk to
     at most MAX_UPLOAD_SIDE a side. An image of more than MAX_PIXELS is refused from its header,
     before it is decoded (a small file can hold a huge image)."""
+    unreadable = f"{name} is not an image that can be read (PNG or JPEG)"
     try:
         image = _open_image(data)
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ImageError(f"{name} is not an image that can be read (PNG or JPEG)") from e
+        raise ImageError(unreadable) from e
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ImageError(f"{name} is too large: {width * height:,} pixels, at most {MAX_PIXELS:,}")
@@ -60,7 +62,7 @@ def read_image(data: bytes, name: str = "the image") -> np.ndarray:
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
         return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{name} is not an image that can be read (PNG or JPEG)") from e
+        raise ImageError(unreadable) from e
 
 
 def _open_image(data: bytes) -> Image.Image:
@@ -179,24 +181,21 @@ def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
     merged = True
     while merged:  # merging widens a box, which may reach the next piece
         merged = False
-        for a in range(len(pieces)):
-            for b in range(a + 1, len(pieces)):
-                pa, pb = pieces[a], pieces[b]
-                overlap = min(pa[1], pb[1]) - max(pa[0], pb[0])
-                height = max(pa[3] - pa[2], pb[3] - pb[2])
-                if overlap >= -SAME_DIGIT_GAP * height:
-                    pieces[a] = [
-                        min(pa[0], pb[0]),
-                        max(pa[1], pb[1]),
-                        min(pa[2], pb[2]),
-                        max(pa[3], pb[3]),
-                        pa[4] + pb[4],
-                        pa[5] + pb[5],
-                    ]
-                    del pieces[b]
-                    merged = True
-                    break
-            if merged:
+        for a, b in itertools.combinations(range(len(pieces)), 2):
+            pa, pb = pieces[a], pieces[b]
+            overlap = min(pa[1], pb[1]) - max(pa[0], pb[0])
+            height = max(pa[3] - pa[2], pb[3] - pb[2])
+            if overlap >= -SAME_DIGIT_GAP * height:
+                pieces[a] = [
+                    min(pa[0], pb[0]),
+                    max(pa[1], pb[1]),
+                    min(pa[2], pb[2]),
+                    max(pa[3], pb[3]),
+                    pa[4] + pb[4],
+                    pa[5] + pb[5],
+                ]
+                del pieces[b]
+                merged = True
                 break
 
     largest_area = max(p[4] for p in pieces)

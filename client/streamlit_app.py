@@ -132,9 +132,7 @@ def sidebar() -> dict:
 def model_view(digits: np.ndarray) -> np.ndarray:
     """The 28x28 images the model saw, side by side, enlarged without smoothing."""
     gap = np.full((28, 1), 0.5, np.float32)  # a grey line between digits
-    strip = digits[0]
-    for digit in digits[1:]:
-        strip = np.hstack([strip, gap, digit])
+    strip = np.hstack([part for digit in digits for part in (gap, digit)][1:])
     return np.kron(strip, np.ones((ZOOM, ZOOM), np.float32))
 
 

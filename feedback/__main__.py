@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import settings
+from feedback.idx import write_idx
 from feedback.split import HELD_ASIDE_PERCENT, held_aside, held_aside_mask
 from feedback.store import SOURCES, Store, StoreError, open_store, plural
 
@@ -53,8 +54,6 @@ def stats_text(store: Store) -> str:
 
 
 def export_command(store: Store, folder: Path) -> int:
-    from feedback.idx import write_idx
-
     found = store.digits()
     try:
         paths = write_idx(found, folder)
@@ -120,19 +119,16 @@ def with_store(db: str | None, work: Callable[[Store], int]) -> int:
     with a one-line error when the store fails, 130 on Ctrl-C."""
     try:
         store = open_store(db or settings.feedback_db())
+        try:
+            return work(store)
+        except KeyboardInterrupt:
+            print("interrupted; what was added so far is kept", file=sys.stderr)
+            return 130
+        finally:
+            store.close()
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        return work(store)
-    except StoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; what was added so far is kept", file=sys.stderr)
-        return 130
-    finally:
-        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:

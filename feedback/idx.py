@@ -25,9 +25,8 @@ def idx_bytes(array: np.ndarray) -> bytes:
 def idx_files(found: Digits) -> dict[str, bytes]:
     """File name -> contents of the four files."""
     aside = held_aside_mask(found.drawing_ids)
-    parts = {"train": ~aside, "test": aside}
     out = {}
-    for split, keep in parts.items():
+    for split, keep in {"train": ~aside, "test": aside}.items():
         out[IDX_FILES[f"{split}_images"]] = idx_bytes(found.images[keep].reshape(-1, 28, 28))
         out[IDX_FILES[f"{split}_labels"]] = idx_bytes(found.labels[keep].astype(np.uint8))
     return out
@@ -36,11 +35,10 @@ def idx_files(found: Digits) -> dict[str, bytes]:
 def write_idx(found: Digits, folder: Path) -> list[Path]:
     """Write the four files into `folder` (made if missing); returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, data in idx_files(found).items():
+    files = idx_files(found)
+    for name, data in files.items():
         (folder / name).write_bytes(data)
-        paths.append(folder / name)
-    return paths
+    return [folder / name for name in files]
 
 
 def idx_zip(found: Digits) -> bytes:

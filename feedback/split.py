@@ -18,5 +18,4 @@ def held_aside(drawing_id: int) -> bool:
 
 
 def held_aside_mask(drawing_ids: np.ndarray) -> np.ndarray:
-    """held_aside for each id of an array."""
     return np.array([held_aside(i) for i in np.asarray(drawing_ids).tolist()], bool)

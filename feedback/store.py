@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
-from feedback.tables import digits, drawings, metadata
+from feedback.tables import digits, drawings
 from settings import MAX_PIXELS, NOT_A_DIGIT, NOT_A_DIGIT_MARK
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -121,8 +121,6 @@ def open_store(location: str) -> "Store":
             engine = _sqlite_engine(url)
         else:
             engine = sa.create_engine(url, pool_pre_ping=True)
-    except StoreError:
-        raise
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as e:
         raise StoreError(f"cannot use {shown(url)}: {_first_line(e)}") from e
     store = Store(engine, shown(url))
@@ -137,12 +135,11 @@ def open_store(location: str) -> "Store":
     return store
 
 
-def _alembic_config(connection=None):
+def _alembic_config():
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
     return config
 
 
@@ -277,11 +274,9 @@ class Store:
             raise StoreError(f"the prediction must be a short text, not {prediction!r:.40}")
         if probabilities is not None:
             probabilities = np.asarray(probabilities, np.float64)
-            if probabilities.shape not in ((10,), (len(images), 10)) or not (
-                np.isfinite(probabilities).all()
-                and (0 <= probabilities).all()
-                and (probabilities <= 1).all()
-            ):
+            # NaN is neither, and infinities are out of range.
+            in_range = (0 <= probabilities) & (probabilities <= 1)
+            if probabilities.shape not in ((10,), (len(images), 10)) or not in_range.all():
                 raise StoreError("the probabilities must be 10 numbers from 0 to 1 a digit")
             probabilities = probabilities.round(6).tolist()
         if model_version is not None and (int(model_version) != model_version or model_version < 0):
@@ -369,6 +364,3 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-__all__ = ["Digits", "Drawing", "Store", "StoreError", "metadata", "open_store"]

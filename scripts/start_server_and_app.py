@@ -61,13 +61,9 @@ def train_command(*flags: str) -> list[str]:
     return command + ["--progress-file", str(settings.TRAINING_PROGRESS)]
 
 
-def log_file():
-    settings.RUN_LOG.parent.mkdir(parents=True, exist_ok=True)
-    return open(settings.RUN_LOG, "ab")  # noqa: SIM115 - the children write to it
-
-
 def start(command: list[str], **options) -> subprocess.Popen:
-    with log_file() as log:
+    settings.RUN_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(settings.RUN_LOG, "ab") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **options)
 
 
