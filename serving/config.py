@@ -95,13 +95,9 @@ def _model(entry, models_root: Path | None) -> ModelConfig:
 def resolve_base_path(base_path: str, models_root: Path | None) -> Path:
     """Our one extension (--models_root): a base path under /models is read inside models_root."""
     path = Path(base_path)
-    if models_root is not None:
-        try:
-            relative = path.relative_to(CONTAINER_MODELS_ROOT)
-        except ValueError:
-            return path
-        return Path(models_root).resolve() / relative
-    return path
+    if models_root is None or not path.is_relative_to(CONTAINER_MODELS_ROOT):
+        return path
+    return Path(models_root).resolve() / path.relative_to(CONTAINER_MODELS_ROOT)
 
 
 @dataclass

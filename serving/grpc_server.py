@@ -274,14 +274,13 @@ def model_metadata(manager: Manager, request) -> get_model_metadata_pb2.GetModel
             raise invalid(f"Metadata field {field} is not supported")
     servable = acquire(manager, request.model_spec)
     try:
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, proto in servable.signature_defs.items():
-            signature_map.signature_def[key].CopyFrom(proto)
+        signature_map = get_model_metadata_pb2.SignatureDefMap(
+            signature_def=servable.signature_defs
+        )
     finally:
         manager.release(servable)
     response = get_model_metadata_pb2.GetModelMetadataResponse()
-    response.model_spec.name = servable.name
-    response.model_spec.version.value = servable.version
+    _model_spec(response.model_spec, servable.name, "", servable.version)
     response.metadata["signature_def"].Pack(signature_map)
     return response
 
@@ -362,11 +361,10 @@ def _wait_until_available(manager: Manager, names: list[str], timeout: float | N
         )
 
 
-def _model_spec(spec, name: str, signature_name: str | None, version: int) -> None:
+def _model_spec(spec, name: str, signature_name: str, version: int) -> None:
     """MakeModelSpec()."""
     spec.name = name
-    if signature_name is not None:
-        spec.signature_name = signature_name
+    spec.signature_name = signature_name
     spec.version.value = version
 
 

@@ -203,15 +203,18 @@ def route(manager: Manager, method: str, path: str, body: bytes) -> str | ModelC
     name = _decode(match.group(1) or "")
     version = _version(match.group(2))
     label = _decode(match.group(3)) if match.group(3) else None
+    if not name:  # a GET of /v1/models; a POST's pattern always has a name
+        raise invalid("Missing model name in request.")
+    if version is not None and label is not None:
+        # http_rest_api_util.cc FillModelSpecWithNameVersionAndLabel()
+        raise invalid(
+            f"Both model version ({version}) and model version label ({label}) cannot be supplied."
+        )
     if method == "POST":
         api = match.group(4).lower()
-        _check_version_and_label(version, label)
         if api == "predict":
             return predict(manager, name, version, label, body)
         return classify_or_regress(manager, api, name, version, label, body)
-    if not name:
-        raise invalid("Missing model name in request.")
-    _check_version_and_label(version, label)
     if match.group(4):
         return metadata(manager, name, version, label)
     return model_status(manager, name, version)
@@ -228,14 +231,6 @@ def _version(text: str | None) -> int | None:
     if version > INT64_MAX:
         raise invalid(f"Failed to convert version: {text} to numeric.")
     return version
-
-
-def _check_version_and_label(version: int | None, label: str | None) -> None:
-    # http_rest_api_util.cc FillModelSpecWithNameVersionAndLabel()
-    if version is not None and label is not None:
-        raise invalid(
-            f"Both model version ({version}) and model version label ({label}) cannot be supplied."
-        )
 
 
 def predict(
@@ -323,9 +318,9 @@ def metadata(manager: Manager, name: str, version: int | None, label: str | None
     try:
         spec = model_pb2.ModelSpec(name=name, signature_name="")
         spec.version.value = servable.version
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, proto in servable.signature_defs.items():
-            signature_map.signature_def[key].CopyFrom(proto)
+        signature_map = get_model_metadata_pb2.SignatureDefMap(
+            signature_def=servable.signature_defs
+        )
     finally:
         manager.release(servable)
     options = dict(

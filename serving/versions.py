@@ -188,9 +188,7 @@ class Manager:
                     model.config.policy, model.config.versions = "specific", ()
             for name, config in new.items():
                 if name in self.models:
-                    labels = self.models[name].labels
                     self.models[name].config = config
-                    self.models[name].labels = labels
                 else:
                     self.models[name] = Model(config)
                     log.info("Adding model: %s", name)
@@ -207,9 +205,8 @@ class Manager:
             self._thread.join(timeout=5)
         with self._lock:
             servables = [s.servable for m in self.models.values() for s in m.versions.values()]
-        for servable in servables:
-            if servable is not None:
-                servable.stop()
+        for servable in filter(None, servables):
+            servable.stop()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -352,14 +349,10 @@ class Manager:
                     raise invalid("Unrecognized servable version label: ", label)
                 version = model.labels[label]
             if version is None:
-                available = (
-                    [v for v, s in model.versions.items() if s.state == "AVAILABLE"]
-                    if model
-                    else []
-                )
-                if not available:
+                states = model.versions.items() if model else ()
+                version = max((v for v, s in states if s.state == "AVAILABLE"), default=None)
+                if version is None:
                     raise not_found(f"Servable not found for request: Latest({name})")
-                version = max(available)
             state = model.versions.get(version) if model else None
             if state is None or state.state != "AVAILABLE":
                 raise not_found(f"Servable not found for request: Specific({name}, {version})")
@@ -469,7 +462,7 @@ def load_servable(
         if key not in loaded.signatures:
             continue  # e.g. __saved_model_init_op: listed in metadata, not callable
         function = loaded.signatures[key]
-        signature = Signature(
+        signatures[key] = Signature(
             name=key,
             inputs={k: _spec(s) for k, s in function.structured_input_signature[1].items()},
             outputs={k: _spec(s) for k, s in function.structured_outputs.items()},
@@ -478,7 +471,6 @@ def load_servable(
             graph_call=graph_call(function),
             feeds_any_shape=tf1,
         )
-        signatures[key] = signature
     servable = Servable(name, version, signatures, metagraph.signature_def, loaded)
     warm_up(servable, path)
     if batching is not None:
