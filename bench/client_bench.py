@@ -33,7 +33,6 @@ import argparse
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 import requests
 
 import settings
+from tests.fresh_copy import free_port
 
 TARGET_MS = 300
 STROKES = {  # one stroke each, in a unit box
@@ -83,12 +83,6 @@ new MutationObserver(() => {
   if (b.up && b.received && !b.shown && HEADING_SHOWN) b.shown = performance.now();
 }).observe(document, {subtree: true, childList: true, characterData: true});
 """.replace("HEADING_SHOWN", HEADING_SHOWN)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, what: str, process: subprocess.Popen, seconds: float = 120) -> None:

@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 
 import settings
+from tests.fresh_copy import free_port
 
 ROOT = settings.ROOT
 PATH = f"/v1/models/{settings.MODEL_NAME}:predict"
@@ -261,12 +262,6 @@ def h2load_throughput(port: int, request, clients: int, seconds: float) -> float
     if failed:
         print(f"  ({failed} failed h2load requests)")
     return float(out.split("finished in ")[1].split(", ")[1].split(" req/s")[0])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(

@@ -7,7 +7,6 @@ Both fixtures build into a temporary folder and return the model base path (the 
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from fresh_copy import free_port  # noqa: F401 (the test files import it from here)
 
 import settings
 from train.run import TrainConfig, run
@@ -59,13 +59,6 @@ def sample_model_base(tmp_path_factory) -> Path:
 
 
 # --- Helpers the test files share: `from conftest import free_port, start_server, ...` ---------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (free once this returns)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(

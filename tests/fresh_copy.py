@@ -19,6 +19,7 @@ FOREIGN = re.compile(r"^[IWEF]\d{4} |oneDNN|absl::|Traceback|Warning:|^\s+File "
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (free once this returns)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -9,7 +9,6 @@ import ast
 import http.server
 import json
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from conftest import free_port
 from google.protobuf import text_format
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -523,10 +523,7 @@ def test_healthcheck_fails_while_the_version_loads(fake_serving):
 
 
 def test_healthcheck_fails_when_nothing_listens():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # free once the socket closes
-    assert healthcheck(port).returncode != 0
+    assert healthcheck(free_port()).returncode != 0
 
 
 # --- client/Dockerfile and train/Dockerfile -------------------------------------------------
