@@ -73,31 +73,25 @@ def models_from_proto(config, models_root: Path | None) -> list[ModelConfig]:
 
 
 def _model(entry, models_root: Path | None) -> ModelConfig:
-    base_path = resolve_base_path(entry.base_path, models_root)
+    base_path = Path(entry.base_path)
+    if models_root is not None and base_path.is_relative_to(CONTAINER_MODELS_ROOT):
+        # Our one extension (--models_root): a base path under /models is read inside models_root.
+        base_path = Path(models_root).resolve() / base_path.relative_to(CONTAINER_MODELS_ROOT)
     if not base_path.is_absolute():
         # server_core.cc ValidateModelConfigList()
         raise ValueError(
             f"Expected model {entry.name} to have an absolute path or URI; "
             f"got base_path()={entry.base_path}"
         )
-    model = ModelConfig(entry.name, base_path, labels=dict(entry.version_labels))
-    choice = entry.model_version_policy.WhichOneof("policy_choice")
-    if choice == "all":
-        model.policy = "all"
-    elif choice == "specific":
-        model.policy = "specific"
-        model.versions = tuple(entry.model_version_policy.specific.versions)
-    elif choice == "latest":
-        model.num_versions = entry.model_version_policy.latest.num_versions or 1
-    return model
-
-
-def resolve_base_path(base_path: str, models_root: Path | None) -> Path:
-    """Our one extension (--models_root): a base path under /models is read inside models_root."""
-    path = Path(base_path)
-    if models_root is None or not path.is_relative_to(CONTAINER_MODELS_ROOT):
-        return path
-    return Path(models_root).resolve() / path.relative_to(CONTAINER_MODELS_ROOT)
+    policy = entry.model_version_policy
+    return ModelConfig(
+        entry.name,
+        base_path,
+        policy=policy.WhichOneof("policy_choice") or "latest",
+        num_versions=policy.latest.num_versions or 1,
+        versions=tuple(policy.specific.versions),
+        labels=dict(entry.version_labels),
+    )
 
 
 @dataclass
@@ -131,6 +125,4 @@ def read_prometheus_path(path: Path | None, default: str) -> str | None:
     if path is None:
         return None
     prometheus = read_text_proto(path, config_protos.MonitoringConfig).prometheus_config
-    if not prometheus.enable:
-        return None
-    return prometheus.path or default
+    return (prometheus.path or default) if prometheus.enable else None
