@@ -78,8 +78,7 @@ def _tf_message(error: Exception) -> str:
     the Python stack that eager execution puts before a failed node's message (the server's file
     paths, which are no business of a client's) and without the eager op name after it."""
     message = getattr(error, "message", None) or str(error)
-    message = _GRAPH_STACK.sub("", message, count=1)
-    return _EAGER_OP.sub("", message)
+    return _EAGER_OP.sub("", _GRAPH_STACK.sub("", message, count=1))
 
 
 # atomic_function.py InterpolateRuntimeError.interpolate(): a header, then per node its
@@ -261,15 +260,11 @@ class Manager:
         """AvailabilityPreservingPolicy::GetNextAction(), then do it. False: nothing to do."""
         with self._lock:
             states = dict(model.versions)
-        has_aspired = bool(model.aspired)
-        aspired_serving = any(
-            s.state == "AVAILABLE" and v in model.aspired for v, s in states.items()
-        )
-        unaspired_serving = sorted(
-            v for v, s in states.items() if s.state == "AVAILABLE" and v not in model.aspired
-        )
-        if unaspired_serving and (not has_aspired or aspired_serving or len(unaspired_serving) > 1):
-            self._unload(model, unaspired_serving[0])
+        serving = {v for v, s in states.items() if s.state == "AVAILABLE"}
+        aspired_serving = bool(serving & model.aspired.keys())
+        unaspired = sorted(serving - model.aspired.keys())
+        if unaspired and (not model.aspired or aspired_serving or len(unaspired) > 1):
+            self._unload(model, unaspired[0])
             return True
         # A version that was unloaded cleanly may be aspired again; a failed one is not retried.
         new = [
@@ -279,8 +274,7 @@ class Manager:
         ]
         if new:
             self._load(model, max(new))
-            return True
-        return False
+        return bool(new)
 
     def _load(self, model: Model, version: int) -> None:
         name = model.config.name
