@@ -58,12 +58,11 @@ def read_model_config_file(path: Path, models_root: Path | None) -> list[ModelCo
 def models_from_proto(config, models_root: Path | None) -> list[ModelConfig]:
     """The models of a ModelServerConfig's model_config_list (a file's, or a reload request's);
     ValueError with server_core.cc's message if one is invalid."""
-    models, names = [], set()
+    models = []
     for entry in config.model_config_list.config:
-        if entry.name in names:
+        if entry.name in [m.name for m in models]:
             # server_core.cc ValidateModelConfigList()
             raise ValueError(f"Illegal to list model {entry.name} multiple times in config list")
-        names.add(entry.name)
         if entry.model_platform not in ("", "tensorflow"):
             raise ValueError(
                 f"Model {entry.name} requests unsupported platform {entry.model_platform}"
@@ -105,18 +104,14 @@ class BatchingParameters:
 
 
 def read_batching_parameters(path: Path | None) -> BatchingParameters:
-    params = BatchingParameters()
     if path is None:
-        return params
+        return BatchingParameters()
     proto = read_text_proto(path, config_protos.BatchingParameters)
     honoured = [f.name for f in dataclasses.fields(BatchingParameters)]
-    for name in honoured:
-        if proto.HasField(name):
-            setattr(params, name, getattr(proto, name).value)
     ignored = [f.name for f, _ in proto.ListFields() if f.name not in honoured]
     if ignored:
         log.warning("The local batcher does not use %s from %s", ", ".join(ignored), path)
-    return params
+    return BatchingParameters(**{n: getattr(proto, n).value for n in honoured if proto.HasField(n)})
 
 
 def read_prometheus_path(path: Path | None, default: str) -> str | None:
