@@ -80,14 +80,12 @@ class Batcher:
             while True:
                 if self._stopped:
                     return None
-                if not self._queue:
-                    self._cond.wait()
-                    continue
-                left = self._queue[0].enqueued + timeout - time.monotonic()
-                if self._queued_rows < self._params.max_batch_size and left > 0:
-                    self._cond.wait(left)
-                    continue
-                break
+                left = None  # an empty queue: wait for a request
+                if self._queue:
+                    left = self._queue[0].enqueued + timeout - time.monotonic()
+                    if self._queued_rows >= self._params.max_batch_size or left <= 0:
+                        break
+                self._cond.wait(left)
             batch, rows = [], 0
             while self._queue and rows + self._queue[0].rows <= self._params.max_batch_size:
                 task = self._queue.popleft()
@@ -99,10 +97,7 @@ class Batcher:
             return batch
 
     def _work(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
+        while (batch := self._next_batch()) is not None:
             try:
                 results = self._run_batch(batch)
             except Exception as e:  # every caller learns the batch failed; the worker lives on

@@ -58,12 +58,11 @@ def read_model_config_file(path: Path, models_root: Path | None) -> list[ModelCo
 def models_from_proto(config, models_root: Path | None) -> list[ModelConfig]:
     """The models of a ModelServerConfig's model_config_list (a file's, or a reload request's);
     ValueError with server_core.cc's message if one is invalid."""
-    models, names = [], set()
+    models = []
     for entry in config.model_config_list.config:
-        if entry.name in names:
+        if entry.name in [m.name for m in models]:
             # server_core.cc ValidateModelConfigList()
             raise ValueError(f"Illegal to list model {entry.name} multiple times in config list")
-        names.add(entry.name)
         if entry.model_platform not in ("", "tensorflow"):
             raise ValueError(
                 f"Model {entry.name} requests unsupported platform {entry.model_platform}"
@@ -73,31 +72,25 @@ def models_from_proto(config, models_root: Path | None) -> list[ModelConfig]:
 
 
 def _model(entry, models_root: Path | None) -> ModelConfig:
-    base_path = resolve_base_path(entry.base_path, models_root)
+    base_path = Path(entry.base_path)
+    if models_root is not None and base_path.is_relative_to(CONTAINER_MODELS_ROOT):
+        # Our one extension (--models_root): a base path under /models is read inside models_root.
+        base_path = Path(models_root).resolve() / base_path.relative_to(CONTAINER_MODELS_ROOT)
     if not base_path.is_absolute():
         # server_core.cc ValidateModelConfigList()
         raise ValueError(
             f"Expected model {entry.name} to have an absolute path or URI; "
             f"got base_path()={entry.base_path}"
         )
-    model = ModelConfig(entry.name, base_path, labels=dict(entry.version_labels))
-    choice = entry.model_version_policy.WhichOneof("policy_choice")
-    if choice == "all":
-        model.policy = "all"
-    elif choice == "specific":
-        model.policy = "specific"
-        model.versions = tuple(entry.model_version_policy.specific.versions)
-    elif choice == "latest":
-        model.num_versions = entry.model_version_policy.latest.num_versions or 1
-    return model
-
-
-def resolve_base_path(base_path: str, models_root: Path | None) -> Path:
-    """Our one extension (--models_root): a base path under /models is read inside models_root."""
-    path = Path(base_path)
-    if models_root is None or not path.is_relative_to(CONTAINER_MODELS_ROOT):
-        return path
-    return Path(models_root).resolve() / path.relative_to(CONTAINER_MODELS_ROOT)
+    policy = entry.model_version_policy
+    return ModelConfig(
+        entry.name,
+        base_path,
+        policy=policy.WhichOneof("policy_choice") or "latest",
+        num_versions=policy.latest.num_versions or 1,
+        versions=tuple(policy.specific.versions),
+        labels=dict(entry.version_labels),
+    )
 
 
 @dataclass
@@ -111,18 +104,14 @@ class BatchingParameters:
 
 
 def read_batching_parameters(path: Path | None) -> BatchingParameters:
-    params = BatchingParameters()
     if path is None:
-        return params
+        return BatchingParameters()
     proto = read_text_proto(path, config_protos.BatchingParameters)
     honoured = [f.name for f in dataclasses.fields(BatchingParameters)]
-    for name in honoured:
-        if proto.HasField(name):
-            setattr(params, name, getattr(proto, name).value)
     ignored = [f.name for f, _ in proto.ListFields() if f.name not in honoured]
     if ignored:
         log.warning("The local batcher does not use %s from %s", ", ".join(ignored), path)
-    return params
+    return BatchingParameters(**{n: getattr(proto, n).value for n in honoured if proto.HasField(n)})
 
 
 def read_prometheus_path(path: Path | None, default: str) -> str | None:
@@ -131,6 +120,4 @@ def read_prometheus_path(path: Path | None, default: str) -> str | None:
     if path is None:
         return None
     prometheus = read_text_proto(path, config_protos.MonitoringConfig).prometheus_config
-    if not prometheus.enable:
-        return None
-    return prometheus.path or default
+    return (prometheus.path or default) if prometheus.enable else None

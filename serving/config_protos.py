@@ -51,7 +51,7 @@ _MESSAGES = [
 ]
 
 
-def _message_classes() -> dict[str, type]:
+def _message_classes() -> list[type]:
     # A pool of our own: the default pool may one day hold the real files under these names.
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
@@ -68,14 +68,8 @@ def _message_classes() -> dict[str, type]:
             field.label = _Field.LABEL_REPEATED if repeated else _Field.LABEL_OPTIONAL
             if type_name:
                 field.type_name = type_name
-    pool.Add(file)
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
-        for name, _ in _MESSAGES
-    }
+    classes = message_factory.GetMessages([file], pool)
+    return [classes[f"{PACKAGE}.{name}"] for name, _ in _MESSAGES]
 
 
-_CLASSES = _message_classes()
-PrometheusConfig: type = _CLASSES["PrometheusConfig"]
-MonitoringConfig: type = _CLASSES["MonitoringConfig"]
-BatchingParameters: type = _CLASSES["BatchingParameters"]
+PrometheusConfig, MonitoringConfig, BatchingParameters = _message_classes()

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -77,8 +78,7 @@ def _tf_message(error: Exception) -> str:
     the Python stack that eager execution puts before a failed node's message (the server's file
     paths, which are no business of a client's) and without the eager op name after it."""
     message = getattr(error, "message", None) or str(error)
-    message = _GRAPH_STACK.sub("", message, count=1)
-    return _EAGER_OP.sub("", message)
+    return _EAGER_OP.sub("", _GRAPH_STACK.sub("", message, count=1))
 
 
 # atomic_function.py InterpolateRuntimeError.interpolate(): a header, then per node its
@@ -154,11 +154,11 @@ class Manager:
         self._released = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.set_labels(models, first=True)
+        self.set_labels(models)
 
     # ------------------------------------------------------------ config and labels
 
-    def set_labels(self, models: list[ModelConfig], first: bool = False) -> None:
+    def set_labels(self, models: list[ModelConfig]) -> None:
         """ServerCore::UpdateModelVersionLabelMap(): all labels or none (ServingError)."""
         new_labels: dict[str, dict[str, int]] = {}
         with self._lock:
@@ -251,40 +251,38 @@ class Manager:
                     )
                     state.folder = None
                     state.error_code, state.error_message = "OK", ""
-        if config.policy == "all":
-            versions = list(found)
-        elif config.policy == "specific":
-            versions = [v for v in found if v in config.versions]
-        else:
-            versions = sorted(found)[-config.num_versions :]
-        return {v: found[v] for v in versions}
+        if config.policy == "latest":
+            return {v: found[v] for v in sorted(found)[-config.num_versions :]}
+        wanted = found if config.policy == "all" else config.versions
+        return {v: path for v, path in found.items() if v in wanted}
 
     def _next_action(self, model: Model) -> bool:
         """AvailabilityPreservingPolicy::GetNextAction(), then do it. False: nothing to do."""
         with self._lock:
             states = dict(model.versions)
-        has_aspired = bool(model.aspired)
-        aspired_serving = any(
-            s.state == "AVAILABLE" and v in model.aspired for v, s in states.items()
-        )
-        unaspired_serving = sorted(
-            v for v, s in states.items() if s.state == "AVAILABLE" and v not in model.aspired
-        )
-        if unaspired_serving and (not has_aspired or aspired_serving or len(unaspired_serving) > 1):
-            self._unload(model, unaspired_serving[0])
+        serving = {v for v, s in states.items() if s.state == "AVAILABLE"}
+        aspired_serving = bool(serving & model.aspired.keys())
+        unaspired = sorted(serving - model.aspired.keys())
+        if unaspired and (not model.aspired or aspired_serving or len(unaspired) > 1):
+            self._unload(model, unaspired[0])
             return True
-        new = [v for v in model.aspired if v not in states or _reloadable(states[v])]
+        # A version that was unloaded cleanly may be aspired again; a failed one is not retried.
+        new = [
+            v
+            for v in model.aspired
+            if v not in states or (states[v].state == "END" and states[v].error_code == "OK")
+        ]
         if new:
             self._load(model, max(new))
-            return True
-        return False
+        return bool(new)
 
     def _load(self, model: Model, version: int) -> None:
         name = model.config.name
         path = model.aspired[version]
+        sid = servable_id(name, version)
         with self._lock:
             model.versions[version] = VersionState("LOADING")
-        log.info("Loading servable version %s", servable_id(name, version))
+        log.info("Loading servable version %s", sid)
         attempt = 0
         while True:
             try:
@@ -293,12 +291,7 @@ class Manager:
             except Exception as e:
                 code, message = _error_code(e)
                 if attempt >= self.max_load_retries or self._stop.is_set():
-                    log.error(
-                        "Loading servable: %s failed: %s: %s",
-                        servable_id(name, version),
-                        code,
-                        message,
-                    )
+                    log.error("Loading servable: %s failed: %s: %s", sid, code, message)
                     with self._lock:
                         model.versions[version] = VersionState(
                             "END", code, message, folder=folder_identity(path)
@@ -307,7 +300,7 @@ class Manager:
                 attempt += 1
                 log.warning(
                     "Loading servable: %s failed (attempt %d, retrying in %gs): %s",
-                    servable_id(name, version),
+                    sid,
                     attempt,
                     self.load_retry_interval,
                     message,
@@ -316,15 +309,14 @@ class Manager:
                     return
         with self._lock:
             model.versions[version] = VersionState("AVAILABLE", servable=servable)
-        log.info("Successfully loaded servable version %s", servable_id(name, version))
+        log.info("Successfully loaded servable version %s", sid)
 
     def _unload(self, model: Model, version: int) -> None:
-        name = model.config.name
         with self._lock:
             state = model.versions[version]
             state.state = "UNLOADING"
             servable = state.servable
-        log.info("Unloading servable version %s", servable_id(name, version))
+        log.info("Unloading servable version %s", servable_id(model.config.name, version))
         threading.Thread(
             target=self._finish_unload, args=(model, version, servable), daemon=True
         ).start()
@@ -422,21 +414,13 @@ def folder_identity(path: Path) -> tuple:
     return info.st_dev, info.st_ino, info.st_ctime_ns
 
 
-def _reloadable(state: VersionState) -> bool:
-    # A version that was unloaded cleanly may be aspired again; a failed one is not retried.
-    return state.state == "END" and state.error_code == "OK"
-
-
 def _error_code(error: Exception) -> tuple[str, str]:
     if isinstance(error, ServingError):
         return error.code, error.message
-    try:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        if isinstance(error, tf.errors.OpError):
-            return _code_name(error.error_code), error.message
-    except ImportError:
-        pass
+    if isinstance(error, tf.errors.OpError):
+        return _code_name(error.error_code), error.message
     if isinstance(error, OSError):
         return "NOT_FOUND", str(error)
     return "UNKNOWN", f"{type(error).__name__}: {error}"
@@ -564,13 +548,7 @@ class _SessionFunction:
         return {k: _proto_spec(t) for k, t in self.proto.outputs.items()}
 
 
-@dataclass
-class _SessionModel:
-    session: object
-    signatures: dict
-
-
-def session_signatures(path: Path) -> _SessionModel:
+def session_signatures(path: Path) -> SimpleNamespace:
     """A TF1 SavedModel loaded into a session, its signatures callable."""
     import tensorflow as tf
 
@@ -583,7 +561,7 @@ def session_signatures(path: Path) -> _SessionModel:
         for key, proto in metagraph.signature_def.items()
         if proto.outputs
     }
-    return _SessionModel(session, functions)
+    return SimpleNamespace(session=session, signatures=functions)
 
 
 def _proto_spec(info):
