@@ -621,7 +621,7 @@ def warm_up(servable: Servable, path: Path) -> int:
             )
         signature.call({k: tf.make_ndarray(v) for k, v in request.inputs.items()})
         count += 1
-        if count >= MAX_WARMUP_RECORDS:
+        if count > MAX_WARMUP_RECORDS:
             raise invalid(
                 f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {warmup}"
             )

@@ -21,7 +21,8 @@ import settings
 from client.preprocess import digit_crops, encode_png
 from export.saved_model import IMAGE_INPUT_NAME, IMAGE_SIGNATURE_NAME, SIGNATURE_NAME
 from serving.config import BatchingParameters, ModelConfig
-from serving.versions import load_servable, warm_up
+from serving.status import ServingError
+from serving.versions import WARMUP_FILE, load_servable, warm_up
 
 # Kernels TensorFlow registers from its Python layer (tensorflow/python/lib/core/py_func.cc): the
 # ops are defined in tensorflow/core/ops/script_ops.cc, so they look like core ops, but
@@ -132,6 +133,20 @@ def test_the_graph_holds_only_ops_tf_serving_runs(version):
 def test_warmup_replays_both_signatures(version):
     servable = load_servable(settings.MODEL_NAME, 1, version, batching=None)
     assert warm_up(servable, version) == 4
+
+
+def test_warmup_takes_at_most_1000_records_as_tf_serving_does(version, tmp_path):
+    # saved_model_warmup_util.cc: the 1001st record fails the load, the 1000th does not.
+    servable = load_servable(settings.MODEL_NAME, 1, version, batching=None)
+    record = next(iter(tf.data.TFRecordDataset(str(version / WARMUP_FILE)))).numpy()
+    for count in (1000, 1001):
+        (tmp_path / str(count) / WARMUP_FILE).parent.mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(tmp_path / str(count) / WARMUP_FILE)) as writer:
+            for _ in range(count):
+                writer.write(record)
+    assert warm_up(servable, tmp_path / "1000") == 1000
+    with pytest.raises(ServingError, match=r"exceeds the maximum \(1000\)"):
+        warm_up(servable, tmp_path / "1001")
 
 
 # ------------------------------------------------------------------ over REST
