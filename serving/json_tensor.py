@@ -10,12 +10,10 @@ own message.
 
 import array
 import base64
-import binascii
 import functools
 import json
 import math
 import re
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +30,8 @@ ROW, COLUMNAR = "row", "columnar"
 _BOTH_KEYS = "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
 
 _INT_RANGES = {
-    "int32": (-(2**31), 2**31 - 1),
-    "int16": (-(2**31), 2**31 - 1),  # json_tensor.cc checks IsInt() for all small ints
-    "int8": (-(2**31), 2**31 - 1),
-    "uint8": (-(2**31), 2**31 - 1),
+    # json_tensor.cc checks IsInt() for all small ints
+    **dict.fromkeys(("int32", "int16", "int8", "uint8"), (-(2**31), 2**31 - 1)),
     "int64": (-(2**63), 2**63 - 1),
     "uint32": (0, 2**32 - 1),
     "uint64": (0, 2**64 - 1),
@@ -44,13 +40,14 @@ _FLOAT_MAX = float(np.finfo(np.float32).max)
 # TensorShape::MaxDimensions(): Tensor::FromProto() refuses a tensor of more dimensions, so TF
 # Serving answers "tensor parsing error" for it; here no deeper document is parsed at all.
 MAX_TENSOR_RANK = 254
-_NUMBER_TOO_BIG = "Number too big to be stored in double."
+_PARSE_ERROR = "JSON Parse error: "
+_NUMBER_TOO_BIG = _PARSE_ERROR + "Number too big to be stored in double. at offset: "
 _NUMPY_MAX_DIMS = 64
 _FLOAT_MAX_INT = 2**24 - 1  # IsLosslessDecimal<float>: largest integer a float holds exactly
 _DOUBLE_MAX_INT = 2**53 - 1
 
 # rapidjson's GetParseError_En() texts for the failures Python's parser reports.
-_PARSE_ERRORS = [
+_RAPIDJSON_MESSAGES = [
     ("Expecting value", "Invalid value."),
     ("Extra data", "The document root must not be followed by other values."),
     ("Expecting property name enclosed in double quotes", "Missing a name for object member."),
@@ -83,7 +80,7 @@ def parse_json(body: bytes) -> dict:
     A body nested deeper than a tensor can be raises TooDeep before it is parsed: parsing and
     walking it would recurse as deep as its brackets, on the thread that serves every client."""
     if not body:
-        return _raise(invalid("JSON Parse error: The document is empty"))
+        raise invalid("JSON Parse error: The document is empty")
     if nesting_depth(body) - 1 > MAX_TENSOR_RANK:
         raise TooDeep(
             "INVALID_ARGUMENT",
@@ -96,24 +93,22 @@ def parse_json(body: bytes) -> dict:
                 return doc
         except orjson.JSONDecodeError as e:
             if e.msg.startswith("number is infinity"):  # 1e400: rapidjson refuses it too
-                raise invalid(f"JSON Parse error: {_NUMBER_TOO_BIG} at offset: {e.pos}") from None
+                raise invalid(_NUMBER_TOO_BIG, e.pos) from None
             # NaN/Infinity literals, or an error: the json module decides and explains
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        return _raise(invalid("JSON Parse error: Invalid encoding in string. at offset: ", e.start))
+        raise invalid(_PARSE_ERROR, "Invalid encoding in string. at offset: ", e.start) from None
     if not text.strip():
-        return _raise(invalid("JSON Parse error: The document is empty. at offset: ", len(text)))
+        raise invalid("JSON Parse error: The document is empty. at offset: ", len(text))
     try:
         # Accepts NaN and Infinity, as rapidjson's kParseNanAndInfFlag; not a number that only
         # reads as infinity (rapidjson's kParseErrorNumberTooBig).
         doc = json.loads(text, parse_float=_finite_float)
     except json.JSONDecodeError as e:
-        return _raise(
-            invalid("JSON Parse error: ", _rapidjson_message(e, text), " at offset: ", e.pos)
-        )
+        raise invalid(_PARSE_ERROR, _rapidjson_message(e, text), " at offset: ", e.pos) from None
     except _Overflow as e:
-        return _raise(invalid(f"JSON Parse error: {_NUMBER_TOO_BIG} at offset: {e.offset(text)}"))
+        raise invalid(_NUMBER_TOO_BIG, e.offset(text)) from None
     if not isinstance(doc, dict):
         raise _format_error(doc, "Is not object")
     return doc
@@ -163,7 +158,7 @@ def _rapidjson_message(e: json.JSONDecodeError, text: str) -> str:
         if opener == "[":
             return "Missing a comma or ']' after an array element."
         return "Missing a comma or '}' after an object member."
-    for python_msg, rapidjson_msg in _PARSE_ERRORS:
+    for python_msg, rapidjson_msg in _RAPIDJSON_MESSAGES:
         if e.msg.startswith(python_msg):
             return rapidjson_msg
     return "Invalid value."
@@ -242,12 +237,6 @@ def _rectangular_shape(skeleton: bytes) -> tuple[int, ...] | None:
     """The shape of the rectangular array with exactly these brackets and commas, or None.
     Cached: most requests of a client share one skeleton, and working it out costs more than
     hashing it."""
-    shape = _skeleton_shape(skeleton)
-    return shape if _skeleton(shape) == skeleton else None
-
-
-def _skeleton_shape(skeleton: bytes) -> tuple[int, ...]:
-    """The shape a rectangular array with these brackets and commas would have."""
     rank = len(skeleton) - len(skeleton.lstrip(b"["))
     shape = []
     for level in range(rank):
@@ -255,7 +244,7 @@ def _skeleton_shape(skeleton: bytes) -> tuple[int, ...]:
         # its elements are separated by commas that follow (rank - level - 1) of them.
         first = skeleton[: skeleton.find(b"]" * (rank - level)) + 1]
         shape.append(first.count(b"]" * (rank - level - 1) + b",") + 1)
-    return tuple(shape)
+    return tuple(shape) if _skeleton(tuple(shape)) == skeleton else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -330,7 +319,6 @@ def _from_instances(
         fast = _fast_array(instances, spec.dtype, may_have_bools)
         if fast is not None:
             return {name: fast}
-    names = sorted(inputs)
     rows: dict[str, list] = {name: [] for name in inputs}
     shapes: dict[str, tuple[list[int], int]] = {}
     for index, element in enumerate(instances):
@@ -350,7 +338,7 @@ def _from_instances(
                     f"Failed to process element: {index} of 'instances' list. JSON object: ",
                     value_to_string(element),
                     " must only have keys: ",
-                    ",".join(names),
+                    ",".join(sorted(inputs)),
                 )
         else:
             if _is_element_object(element):
@@ -433,24 +421,17 @@ def _fast_array(value: list, dtype: np.dtype, may_have_bools: bool) -> np.ndarra
     if array.size == 0:
         return None
     kind = array.dtype.kind
-    if dtype.kind == "f":
-        if kind == "i":
-            limit = _FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT
-            if np.abs(array).max() > limit:
-                return None
-        elif kind == "f":
-            if dtype == np.float32:
-                finite = array[np.isfinite(array)]
-                if finite.size and np.abs(finite).max() > _FLOAT_MAX:
-                    return None
-        else:
-            return None  # bools, strings, objects
-    elif kind != "i":
-        return None
-    else:
+    if kind not in ("fi" if dtype.kind == "f" else "i"):
+        return None  # bools, strings, objects; floats where integers are expected
+    if dtype.kind in "iu":
         low, high = _INT_RANGES[type_string(dtype)]
         if array.min() < low or array.max() > high:
             return None
+    elif kind == "i":
+        if np.abs(array).max() > (_FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT):
+            return None
+    elif dtype == np.float32 and np.abs(array[np.isfinite(array)]).max(initial=0) > _FLOAT_MAX:
+        return None
     if may_have_bools and _has_bool(value, array.ndim):
         return None
     return array.astype(dtype, copy=False)
@@ -550,10 +531,6 @@ def _to_array(flat: list, dtype: np.dtype, shape: list[int]) -> np.ndarray:
         raise invalid(
             f"A tensor of {len(shape)} dimensions: this server holds at most {_NUMPY_MAX_DIMS}"
         )
-    if dtype == np.dtype(object):
-        array = np.empty(len(flat), dtype=object)
-        array[:] = flat
-        return array.reshape(shape)
     return np.array(flat, dtype=dtype).reshape(shape)
 
 
@@ -570,14 +547,13 @@ def _decode_b64(value) -> bytes:
         raise invalid(
             "JSON Value: ", value_to_string(value), " not formatted correctly for base64 data"
         )
-    try:
-        return base64.b64decode(value["b64"], validate=True)
-    except (binascii.Error, ValueError):
-        try:  # absl::Base64Unescape also accepts unpadded input
-            data = value["b64"]
-            return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid("Unable to base64 decode") from None
+    data = value["b64"]
+    for text in (data, data + "=" * (-len(data) % 4)):  # absl's Base64Unescape: padding optional
+        try:
+            return base64.b64decode(text, validate=True)
+        except ValueError:  # binascii.Error included
+            pass
+    raise invalid("Unable to base64 decode")
 
 
 def _type_error(value, dtype: np.dtype) -> ServingError:
@@ -591,20 +567,13 @@ def _type_error(value, dtype: np.dtype) -> ServingError:
     )
 
 
+_JSON_TYPES = {type(None): "Null", dict: "Object", list: "Array", str: "String"}
+
+
 def _json_type(value) -> str:
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
+    if isinstance(value, bool):
+        return str(value)  # rapidjson's types True and False
+    return _JSON_TYPES.get(type(value), "Number")
 
 
 def _format_error(doc, *parts: str) -> ServingError:
@@ -618,10 +587,6 @@ def value_to_string(value) -> str:
             return format_double(value)
         return format_float32(value)
     return json.dumps(value, indent=4, ensure_ascii=False)
-
-
-def _raise(error: ServingError):
-    raise error
 
 
 # ---------------------------------------------------------------- classify / regress requests
@@ -663,27 +628,21 @@ def _example(value, example):
     return example
 
 
-_FEATURE_LISTS = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}
-
-
 def _add_to_feature(value, name: str, feature) -> None:
     """AddValueToFeature(): one JSON value appended to the feature's list, whose kind the first
     value decides. Integers beyond 64 bits are doubles to rapidjson, so floats here too."""
     if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_b64(value)):
         raise invalid(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
         value = float(value) if abs(value) < 2**1024 else math.copysign(math.inf, value)
-    if isinstance(value, dict) or isinstance(value, str):
+    if isinstance(value, (dict, str)):
         kind = "bytes_list"
-    elif isinstance(value, float):
-        kind = "float_list"
     else:
-        kind = "int64_list"
+        kind = "float_list" if isinstance(value, float) else "int64_list"
     current = feature.WhichOneof("kind")
     if current is not None and current != kind:
-        raise invalid(
-            f"Unexpected element type in feature: {name} expecting type: {_FEATURE_LISTS[current]}"
-        )
+        expected = current.removesuffix("_list")
+        raise invalid(f"Unexpected element type in feature: {name} expecting type: {expected}")
     if isinstance(value, dict):
         feature.bytes_list.value.append(_decode_b64(value))
     elif isinstance(value, str):
@@ -719,10 +678,7 @@ def _decimal(value: float, digits: int, stored) -> str:
 
 
 def _as_float32(value: float) -> float:
-    try:
-        return struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        return math.inf
+    return array.array("f", [value])[0]
 
 
 def _float32_texts(flat: np.ndarray) -> list[str]:
@@ -749,14 +705,10 @@ def _values(array: np.ndarray, bytes_as_b64: bool) -> list[str]:
         return [str(v) for v in flat.tolist()]
     if kind == "b":
         return ["true" if v else "false" for v in flat.tolist()]
-    out = []
-    for v in flat.tolist():
-        data = v if isinstance(v, bytes) else str(v).encode("utf-8")
-        if bytes_as_b64:
-            out.append('{"b64": "' + base64.b64encode(data).decode("ascii") + '"}')
-        else:
-            out.append(json.dumps(data.decode("utf-8", errors="replace"), ensure_ascii=False))
-    return out
+    data = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat.tolist()]
+    if bytes_as_b64:
+        return ['{"b64": "' + base64.b64encode(d).decode("ascii") + '"}' for d in data]
+    return [_string(d) for d in data]
 
 
 def _write(shape: tuple, values: list[str], offset: int, indent: int | None) -> str:
