@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from tensorflow.core.example import example_pb2
 
 from serving.status import ServingError, invalid
 from serving.tensor_proto import shape_string, type_string
@@ -273,10 +274,8 @@ def signature_name(doc: dict) -> str:
     """FillSignature(): the optional signature_name, which must be a string."""
     name = doc.get("signature_name", "")
     if not isinstance(name, str):
-        raise invalid(
-            "JSON Value: ",
-            value_to_string(doc),
-            " not formatted correctly. 'signature_name' key must be a string value.",
+        raise _format_error(
+            doc, "not formatted correctly. 'signature_name' key must be a string value."
         )
     return name
 
@@ -327,7 +326,7 @@ def _from_instances(
                 raise invalid(f"Expecting object but got list at item {index} of input list")
             for key, value in element.items():
                 try:
-                    rows[key].append(_instance_item(value, key, inputs, shapes))
+                    rows[key].extend(_instance_item(value, key, inputs, shapes))
                 except ServingError as e:
                     raise invalid(
                         f"Failed to process element: {index} key: {key} of 'instances' list. "
@@ -343,30 +342,25 @@ def _from_instances(
         else:
             if _is_element_object(element):
                 raise invalid(f"Expecting value/list but got object at item {index} of input list")
-            name = next(iter(inputs))
             try:
-                rows[name].append(_instance_item(element, name, inputs, shapes))
+                rows[name].extend(_instance_item(element, name, inputs, shapes))
             except ServingError as e:
                 raise invalid(
                     f"Failed to process element: {index} of 'instances' list. Error: {e}"
                 ) from None
-    arrays = {}
-    for name, values in rows.items():
-        if values:
-            shape = [len(values), *shapes[name][0]]
-            arrays[name] = _to_array(
-                [v for item in values for v in item], inputs[name].dtype, shape
-            )
-    return arrays
+    # Every input given has a value in every instance, or an error was raised.
+    return {
+        name: _to_array(flat, inputs[name].dtype, [len(instances), *shapes[name][0]])
+        for name, flat in rows.items()
+        if name in shapes
+    }
 
 
 def _instance_item(value, name: str, inputs: dict[str, TensorSpec], shapes: dict) -> list:
     """AddInstanceItem(): one instance's flat values, checked against the first instance's shape."""
     if name not in inputs:
         raise invalid("JSON object: does not have named input: ", name)
-    shape = _dense_shape(value)
-    flat: list = []
-    _fill(value, 0, shape, inputs[name].dtype, flat)
+    shape, flat = _flatten(value, inputs[name].dtype)
     size = len(flat)
     if name not in shapes:
         shapes[name] = (shape, size)
@@ -404,9 +398,7 @@ def _tensor(value, dtype: np.dtype, may_have_bools: bool) -> np.ndarray:
         fast = _fast_array(value, dtype, may_have_bools)
         if fast is not None:
             return fast
-    shape = _dense_shape(value)
-    flat: list = []
-    _fill(value, 0, shape, dtype, flat)
+    shape, flat = _flatten(value, dtype)
     return _to_array(flat, dtype, shape)
 
 
@@ -444,15 +436,15 @@ def _has_bool(value: list, ndim: int) -> bool:
     return any(_has_bool(v, ndim - 1) for v in value)
 
 
-def _dense_shape(value) -> list[int]:
-    """GetDenseTensorShape(): the shape read down the first elements."""
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        if not value:
-            break
-        value = value[0]
-    return shape
+def _flatten(value, dtype: np.dtype) -> tuple[list[int], list]:
+    """GetDenseTensorShape(), the shape read down the first elements, then FillTensorProto()."""
+    shape, first = [], value
+    while isinstance(first, list):
+        shape.append(len(first))
+        first = first[0] if first else None
+    flat: list = []
+    _fill(value, 0, shape, dtype, flat)
+    return shape, flat
 
 
 def _fill(value, level: int, shape: list[int], dtype: np.dtype, out: list) -> None:
@@ -460,11 +452,9 @@ def _fill(value, level: int, shape: list[int], dtype: np.dtype, out: list) -> No
     rank = len(shape)
     if not isinstance(value, list):
         if level != rank:
-            raise invalid(
-                "JSON Value: ",
-                value_to_string(value),
-                f" found at incorrect level: {level + 1} in the JSON DOM. "
-                f"Expected at level: {rank}",
+            raise _format_error(
+                value,
+                f"found at incorrect level: {level + 1} in the JSON DOM. Expected at level: {rank}",
             )
         if isinstance(value, dict):
             if dtype != np.dtype(object):
@@ -493,9 +483,8 @@ def _scalar(value, dtype: np.dtype):
         if not _lossless(value, dtype):
             target = "float" if dtype == np.float32 else "double"
             raise invalid(
-                "Cannot convert JSON value: ",
-                value_to_string(value),
-                f" to {target} without loss of precision.",
+                f"Cannot convert JSON value: {value_to_string(value)} to {target} "
+                "without loss of precision."
             )
         return value
     if dtype.kind in "iu":
@@ -544,9 +533,7 @@ def _is_element_object(value) -> bool:
 
 def _decode_b64(value) -> bytes:
     if not _is_b64(value):
-        raise invalid(
-            "JSON Value: ", value_to_string(value), " not formatted correctly for base64 data"
-        )
+        raise _format_error(value, "not formatted correctly for base64 data")
     data = value["b64"]
     for text in (data, data + "=" * (-len(data) % 4)):  # absl's Base64Unescape: padding optional
         try:
@@ -557,13 +544,8 @@ def _decode_b64(value) -> bytes:
 
 
 def _type_error(value, dtype: np.dtype) -> ServingError:
-    return invalid(
-        "JSON Value: ",
-        value_to_string(value),
-        " Type: ",
-        _json_type(value),
-        " is not of expected type: ",
-        type_string(dtype),
+    return _format_error(
+        value, f"Type: {_json_type(value)} is not of expected type: {type_string(dtype)}"
     )
 
 
@@ -598,11 +580,7 @@ def examples_from_json(doc: dict) -> np.ndarray:
     feeds to a classify or regress signature. With a `context`, each is the serialized context
     followed by the serialized example, which parses as the two merged (the example's features
     win)."""
-    from tensorflow.core.example import example_pb2
-
-    context = b""
-    if "context" in doc:
-        context = _example(doc["context"], example_pb2.Example()).SerializeToString()
+    context = _example(doc["context"]) if "context" in doc else b""
     if "examples" not in doc:
         # The same text for classify and regress: json_tensor.cc has one template for both.
         raise _format_error(
@@ -613,19 +591,19 @@ def examples_from_json(doc: dict) -> np.ndarray:
         raise _format_error(doc, "Expecting 'examples' value to be an list/array")
     if not examples:
         raise _format_error(doc, "'examples' value is an empty array")
-    serialized = [_example(value, example_pb2.Example()).SerializeToString() for value in examples]
-    return np.array([context + example for example in serialized], dtype=object)
+    return np.array([context + _example(value) for value in examples], dtype=object)
 
 
-def _example(value, example):
-    """MakeExampleFromJsonObject(): a JSON object as a tf.train.Example."""
+def _example(value) -> bytes:
+    """MakeExampleFromJsonObject(): a JSON object as a serialized tf.train.Example."""
     if not isinstance(value, dict):
         raise invalid("Example must be JSON object but got JSON ", _json_type(value))
+    example = example_pb2.Example()
     for name, content in value.items():
         feature = example.features.feature[name]
         for item in content if isinstance(content, list) else [content]:
             _add_to_feature(item, name, feature)
-    return example
+    return example.SerializeToString()
 
 
 def _add_to_feature(value, name: str, feature) -> None:
@@ -724,14 +702,11 @@ def _write(shape: tuple, values: list[str], offset: int, indent: int | None) -> 
     for level in reversed(range(len(shape))):
         n = shape[level]
         if indent is None:
-            items = ["[" + ", ".join(items[i : i + n]) + "]" for i in range(0, len(items), n)]
+            start, sep, end = "[", ", ", "]"
         else:
-            inner = " " * (indent + 4 * level)
-            sep = ",\n" + inner + "    "
-            items = [
-                "[\n" + inner + "    " + sep.join(items[i : i + n]) + "\n" + inner + "]"
-                for i in range(0, len(items), n)
-            ]
+            inner = "\n" + " " * (indent + 4 * level)
+            start, sep, end = "[" + inner + "    ", "," + inner + "    ", inner + "]"
+        items = [start + sep.join(items[i : i + n]) + end for i in range(0, len(items), n)]
     return items[0]
 
 
