@@ -155,14 +155,10 @@ def nesting_depth(body: bytes) -> int:
 def _rapidjson_message(e: json.JSONDecodeError, text: str) -> str:
     if e.msg == "Expecting ',' delimiter":
         # Python says the same for arrays and objects; rapidjson names the bracket.
-        opener = _innermost_open_bracket(text, e.pos)
-        if opener == "[":
+        if _innermost_open_bracket(text, e.pos) == "[":
             return "Missing a comma or ']' after an array element."
         return "Missing a comma or '}' after an object member."
-    for python_msg, rapidjson_msg in _RAPIDJSON_MESSAGES:
-        if e.msg.startswith(python_msg):
-            return rapidjson_msg
-    return "Invalid value."
+    return next((r for p, r in _RAPIDJSON_MESSAGES if e.msg.startswith(p)), "Invalid value.")
 
 
 def _innermost_open_bracket(text: str, pos: int) -> str:
