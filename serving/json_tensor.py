@@ -503,11 +503,9 @@ def _scalar(value, dtype: np.dtype):
 
 def _lossless(value, dtype: np.dtype) -> bool:
     """IsLosslessDecimal<T>()."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return True
     if isinstance(value, int):
         return abs(value) <= (_FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT)
-    return dtype != np.float32 or abs(value) <= _FLOAT_MAX
+    return dtype != np.float32 or not math.isfinite(value) or abs(value) <= _FLOAT_MAX
 
 
 def _to_array(flat: list, dtype: np.dtype, shape: list[int]) -> np.ndarray:
@@ -634,7 +632,7 @@ def _add_to_feature(value, name: str, feature) -> None:
 
 def format_float32(value: float) -> str:
     """WriteDecimal<float>(): "%g", else 9 digits if that does not round-trip; "1" becomes "1.0"."""
-    return _decimal(value, 9, _as_float32)
+    return _decimal(value, 9, lambda v: array.array("f", [v])[0])  # v as a C float
 
 
 def format_double(value: float) -> str:
@@ -649,10 +647,6 @@ def _decimal(value: float, digits: int, stored) -> str:
     if stored(float(text)) != stored(value):
         text = f"{value:.{digits}g}"
     return text if "." in text or "e" in text else text + ".0"
-
-
-def _as_float32(value: float) -> float:
-    return array.array("f", [value])[0]
 
 
 def _float32_texts(flat: np.ndarray) -> list[str]:
