@@ -82,17 +82,10 @@ def classifications(outputs: dict[str, np.ndarray], num_examples: int) -> list[l
             "Tensors class and score should match in dim_size(1). Got "
             f"{classes.shape[1]} vs. {scores.shape[1]}"
         )
-    num_classes = (classes if classes is not None else scores).shape[1]
-    return [
-        [
-            (
-                classes[i, c] if classes is not None else b"",
-                float(scores[i, c]) if scores is not None else 0.0,
-            )
-            for c in range(num_classes)
-        ]
-        for i in range(num_examples)
-    ]
+    shape = (classes if classes is not None else scores).shape
+    labels = (classes if classes is not None else np.full(shape, b"", dtype=object)).tolist()
+    values = (scores if scores is not None else np.zeros(shape)).tolist()
+    return [list(zip(c, s, strict=True)) for c, s in zip(labels, values, strict=True)]
 
 
 def regressions(outputs: dict[str, np.ndarray], num_examples: int) -> list[float]:

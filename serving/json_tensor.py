@@ -10,15 +10,14 @@ own message.
 
 import array
 import base64
-import binascii
 import functools
 import json
 import math
 import re
-import struct
 from dataclasses import dataclass
 
 import numpy as np
+from tensorflow.core.example import example_pb2
 
 from serving.status import ServingError, invalid
 from serving.tensor_proto import shape_string, type_string
@@ -32,10 +31,8 @@ ROW, COLUMNAR = "row", "columnar"
 _BOTH_KEYS = "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
 
 _INT_RANGES = {
-    "int32": (-(2**31), 2**31 - 1),
-    "int16": (-(2**31), 2**31 - 1),  # json_tensor.cc checks IsInt() for all small ints
-    "int8": (-(2**31), 2**31 - 1),
-    "uint8": (-(2**31), 2**31 - 1),
+    # json_tensor.cc checks IsInt() for all small ints
+    **dict.fromkeys(("int32", "int16", "int8", "uint8"), (-(2**31), 2**31 - 1)),
     "int64": (-(2**63), 2**63 - 1),
     "uint32": (0, 2**32 - 1),
     "uint64": (0, 2**64 - 1),
@@ -44,13 +41,14 @@ _FLOAT_MAX = float(np.finfo(np.float32).max)
 # TensorShape::MaxDimensions(): Tensor::FromProto() refuses a tensor of more dimensions, so TF
 # Serving answers "tensor parsing error" for it; here no deeper document is parsed at all.
 MAX_TENSOR_RANK = 254
-_NUMBER_TOO_BIG = "Number too big to be stored in double."
+_PARSE_ERROR = "JSON Parse error: "
+_NUMBER_TOO_BIG = _PARSE_ERROR + "Number too big to be stored in double. at offset: "
 _NUMPY_MAX_DIMS = 64
 _FLOAT_MAX_INT = 2**24 - 1  # IsLosslessDecimal<float>: largest integer a float holds exactly
 _DOUBLE_MAX_INT = 2**53 - 1
 
 # rapidjson's GetParseError_En() texts for the failures Python's parser reports.
-_PARSE_ERRORS = [
+_RAPIDJSON_MESSAGES = [
     ("Expecting value", "Invalid value."),
     ("Extra data", "The document root must not be followed by other values."),
     ("Expecting property name enclosed in double quotes", "Missing a name for object member."),
@@ -83,7 +81,7 @@ def parse_json(body: bytes) -> dict:
     A body nested deeper than a tensor can be raises TooDeep before it is parsed: parsing and
     walking it would recurse as deep as its brackets, on the thread that serves every client."""
     if not body:
-        return _raise(invalid("JSON Parse error: The document is empty"))
+        raise invalid("JSON Parse error: The document is empty")
     if nesting_depth(body) - 1 > MAX_TENSOR_RANK:
         raise TooDeep(
             "INVALID_ARGUMENT",
@@ -96,24 +94,22 @@ def parse_json(body: bytes) -> dict:
                 return doc
         except orjson.JSONDecodeError as e:
             if e.msg.startswith("number is infinity"):  # 1e400: rapidjson refuses it too
-                raise invalid(f"JSON Parse error: {_NUMBER_TOO_BIG} at offset: {e.pos}") from None
+                raise invalid(_NUMBER_TOO_BIG, e.pos) from None
             # NaN/Infinity literals, or an error: the json module decides and explains
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        return _raise(invalid("JSON Parse error: Invalid encoding in string. at offset: ", e.start))
+        raise invalid(_PARSE_ERROR, "Invalid encoding in string. at offset: ", e.start) from None
     if not text.strip():
-        return _raise(invalid("JSON Parse error: The document is empty. at offset: ", len(text)))
+        raise invalid("JSON Parse error: The document is empty. at offset: ", len(text))
     try:
         # Accepts NaN and Infinity, as rapidjson's kParseNanAndInfFlag; not a number that only
         # reads as infinity (rapidjson's kParseErrorNumberTooBig).
         doc = json.loads(text, parse_float=_finite_float)
     except json.JSONDecodeError as e:
-        return _raise(
-            invalid("JSON Parse error: ", _rapidjson_message(e, text), " at offset: ", e.pos)
-        )
+        raise invalid(_PARSE_ERROR, _rapidjson_message(e, text), " at offset: ", e.pos) from None
     except _Overflow as e:
-        return _raise(invalid(f"JSON Parse error: {_NUMBER_TOO_BIG} at offset: {e.offset(text)}"))
+        raise invalid(_NUMBER_TOO_BIG, e.offset(text)) from None
     if not isinstance(doc, dict):
         raise _format_error(doc, "Is not object")
     return doc
@@ -159,14 +155,10 @@ def nesting_depth(body: bytes) -> int:
 def _rapidjson_message(e: json.JSONDecodeError, text: str) -> str:
     if e.msg == "Expecting ',' delimiter":
         # Python says the same for arrays and objects; rapidjson names the bracket.
-        opener = _innermost_open_bracket(text, e.pos)
-        if opener == "[":
+        if _innermost_open_bracket(text, e.pos) == "[":
             return "Missing a comma or ']' after an array element."
         return "Missing a comma or '}' after an object member."
-    for python_msg, rapidjson_msg in _PARSE_ERRORS:
-        if e.msg.startswith(python_msg):
-            return rapidjson_msg
-    return "Invalid value."
+    return next((r for p, r in _RAPIDJSON_MESSAGES if e.msg.startswith(p)), "Invalid value.")
 
 
 def _innermost_open_bracket(text: str, pos: int) -> str:
@@ -242,12 +234,6 @@ def _rectangular_shape(skeleton: bytes) -> tuple[int, ...] | None:
     """The shape of the rectangular array with exactly these brackets and commas, or None.
     Cached: most requests of a client share one skeleton, and working it out costs more than
     hashing it."""
-    shape = _skeleton_shape(skeleton)
-    return shape if _skeleton(shape) == skeleton else None
-
-
-def _skeleton_shape(skeleton: bytes) -> tuple[int, ...]:
-    """The shape a rectangular array with these brackets and commas would have."""
     rank = len(skeleton) - len(skeleton.lstrip(b"["))
     shape = []
     for level in range(rank):
@@ -255,7 +241,7 @@ def _skeleton_shape(skeleton: bytes) -> tuple[int, ...]:
         # its elements are separated by commas that follow (rank - level - 1) of them.
         first = skeleton[: skeleton.find(b"]" * (rank - level)) + 1]
         shape.append(first.count(b"]" * (rank - level - 1) + b",") + 1)
-    return tuple(shape)
+    return tuple(shape) if _skeleton(tuple(shape)) == skeleton else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -284,10 +270,8 @@ def signature_name(doc: dict) -> str:
     """FillSignature(): the optional signature_name, which must be a string."""
     name = doc.get("signature_name", "")
     if not isinstance(name, str):
-        raise invalid(
-            "JSON Value: ",
-            value_to_string(doc),
-            " not formatted correctly. 'signature_name' key must be a string value.",
+        raise _format_error(
+            doc, "not formatted correctly. 'signature_name' key must be a string value."
         )
     return name
 
@@ -330,7 +314,6 @@ def _from_instances(
         fast = _fast_array(instances, spec.dtype, may_have_bools)
         if fast is not None:
             return {name: fast}
-    names = sorted(inputs)
     rows: dict[str, list] = {name: [] for name in inputs}
     shapes: dict[str, tuple[list[int], int]] = {}
     for index, element in enumerate(instances):
@@ -339,7 +322,7 @@ def _from_instances(
                 raise invalid(f"Expecting object but got list at item {index} of input list")
             for key, value in element.items():
                 try:
-                    rows[key].append(_instance_item(value, key, inputs, shapes))
+                    rows[key].extend(_instance_item(value, key, inputs, shapes))
                 except ServingError as e:
                     raise invalid(
                         f"Failed to process element: {index} key: {key} of 'instances' list. "
@@ -350,35 +333,30 @@ def _from_instances(
                     f"Failed to process element: {index} of 'instances' list. JSON object: ",
                     value_to_string(element),
                     " must only have keys: ",
-                    ",".join(names),
+                    ",".join(sorted(inputs)),
                 )
         else:
             if _is_element_object(element):
                 raise invalid(f"Expecting value/list but got object at item {index} of input list")
-            name = next(iter(inputs))
             try:
-                rows[name].append(_instance_item(element, name, inputs, shapes))
+                rows[name].extend(_instance_item(element, name, inputs, shapes))
             except ServingError as e:
                 raise invalid(
                     f"Failed to process element: {index} of 'instances' list. Error: {e}"
                 ) from None
-    arrays = {}
-    for name, values in rows.items():
-        if values:
-            shape = [len(values), *shapes[name][0]]
-            arrays[name] = _to_array(
-                [v for item in values for v in item], inputs[name].dtype, shape
-            )
-    return arrays
+    # Every input given has a value in every instance, or an error was raised.
+    return {
+        name: _to_array(flat, inputs[name].dtype, [len(instances), *shapes[name][0]])
+        for name, flat in rows.items()
+        if name in shapes
+    }
 
 
 def _instance_item(value, name: str, inputs: dict[str, TensorSpec], shapes: dict) -> list:
     """AddInstanceItem(): one instance's flat values, checked against the first instance's shape."""
     if name not in inputs:
         raise invalid("JSON object: does not have named input: ", name)
-    shape = _dense_shape(value)
-    flat: list = []
-    _fill(value, 0, shape, inputs[name].dtype, flat)
+    shape, flat = _flatten(value, inputs[name].dtype)
     size = len(flat)
     if name not in shapes:
         shapes[name] = (shape, size)
@@ -416,9 +394,7 @@ def _tensor(value, dtype: np.dtype, may_have_bools: bool) -> np.ndarray:
         fast = _fast_array(value, dtype, may_have_bools)
         if fast is not None:
             return fast
-    shape = _dense_shape(value)
-    flat: list = []
-    _fill(value, 0, shape, dtype, flat)
+    shape, flat = _flatten(value, dtype)
     return _to_array(flat, dtype, shape)
 
 
@@ -433,24 +409,17 @@ def _fast_array(value: list, dtype: np.dtype, may_have_bools: bool) -> np.ndarra
     if array.size == 0:
         return None
     kind = array.dtype.kind
-    if dtype.kind == "f":
-        if kind == "i":
-            limit = _FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT
-            if np.abs(array).max() > limit:
-                return None
-        elif kind == "f":
-            if dtype == np.float32:
-                finite = array[np.isfinite(array)]
-                if finite.size and np.abs(finite).max() > _FLOAT_MAX:
-                    return None
-        else:
-            return None  # bools, strings, objects
-    elif kind != "i":
-        return None
-    else:
+    if kind not in ("fi" if dtype.kind == "f" else "i"):
+        return None  # bools, strings, objects; floats where integers are expected
+    if dtype.kind in "iu":
         low, high = _INT_RANGES[type_string(dtype)]
         if array.min() < low or array.max() > high:
             return None
+    elif kind == "i":
+        if np.abs(array).max() > (_FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT):
+            return None
+    elif dtype == np.float32 and np.abs(array[np.isfinite(array)]).max(initial=0) > _FLOAT_MAX:
+        return None
     if may_have_bools and _has_bool(value, array.ndim):
         return None
     return array.astype(dtype, copy=False)
@@ -463,15 +432,15 @@ def _has_bool(value: list, ndim: int) -> bool:
     return any(_has_bool(v, ndim - 1) for v in value)
 
 
-def _dense_shape(value) -> list[int]:
-    """GetDenseTensorShape(): the shape read down the first elements."""
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        if not value:
-            break
-        value = value[0]
-    return shape
+def _flatten(value, dtype: np.dtype) -> tuple[list[int], list]:
+    """GetDenseTensorShape(), the shape read down the first elements, then FillTensorProto()."""
+    shape, first = [], value
+    while isinstance(first, list):
+        shape.append(len(first))
+        first = first[0] if first else None
+    flat: list = []
+    _fill(value, 0, shape, dtype, flat)
+    return shape, flat
 
 
 def _fill(value, level: int, shape: list[int], dtype: np.dtype, out: list) -> None:
@@ -479,11 +448,9 @@ def _fill(value, level: int, shape: list[int], dtype: np.dtype, out: list) -> No
     rank = len(shape)
     if not isinstance(value, list):
         if level != rank:
-            raise invalid(
-                "JSON Value: ",
-                value_to_string(value),
-                f" found at incorrect level: {level + 1} in the JSON DOM. "
-                f"Expected at level: {rank}",
+            raise _format_error(
+                value,
+                f"found at incorrect level: {level + 1} in the JSON DOM. Expected at level: {rank}",
             )
         if isinstance(value, dict):
             if dtype != np.dtype(object):
@@ -512,9 +479,8 @@ def _scalar(value, dtype: np.dtype):
         if not _lossless(value, dtype):
             target = "float" if dtype == np.float32 else "double"
             raise invalid(
-                "Cannot convert JSON value: ",
-                value_to_string(value),
-                f" to {target} without loss of precision.",
+                f"Cannot convert JSON value: {value_to_string(value)} to {target} "
+                "without loss of precision."
             )
         return value
     if dtype.kind in "iu":
@@ -537,11 +503,9 @@ def _scalar(value, dtype: np.dtype):
 
 def _lossless(value, dtype: np.dtype) -> bool:
     """IsLosslessDecimal<T>()."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return True
     if isinstance(value, int):
         return abs(value) <= (_FLOAT_MAX_INT if dtype == np.float32 else _DOUBLE_MAX_INT)
-    return dtype != np.float32 or abs(value) <= _FLOAT_MAX
+    return dtype != np.float32 or not math.isfinite(value) or abs(value) <= _FLOAT_MAX
 
 
 def _to_array(flat: list, dtype: np.dtype, shape: list[int]) -> np.ndarray:
@@ -550,10 +514,6 @@ def _to_array(flat: list, dtype: np.dtype, shape: list[int]) -> np.ndarray:
         raise invalid(
             f"A tensor of {len(shape)} dimensions: this server holds at most {_NUMPY_MAX_DIMS}"
         )
-    if dtype == np.dtype(object):
-        array = np.empty(len(flat), dtype=object)
-        array[:] = flat
-        return array.reshape(shape)
     return np.array(flat, dtype=dtype).reshape(shape)
 
 
@@ -567,44 +527,29 @@ def _is_element_object(value) -> bool:
 
 def _decode_b64(value) -> bytes:
     if not _is_b64(value):
-        raise invalid(
-            "JSON Value: ", value_to_string(value), " not formatted correctly for base64 data"
-        )
-    try:
-        return base64.b64decode(value["b64"], validate=True)
-    except (binascii.Error, ValueError):
-        try:  # absl::Base64Unescape also accepts unpadded input
-            data = value["b64"]
-            return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid("Unable to base64 decode") from None
+        raise _format_error(value, "not formatted correctly for base64 data")
+    data = value["b64"]
+    for text in (data, data + "=" * (-len(data) % 4)):  # absl's Base64Unescape: padding optional
+        try:
+            return base64.b64decode(text, validate=True)
+        except ValueError:  # binascii.Error included
+            pass
+    raise invalid("Unable to base64 decode")
 
 
 def _type_error(value, dtype: np.dtype) -> ServingError:
-    return invalid(
-        "JSON Value: ",
-        value_to_string(value),
-        " Type: ",
-        _json_type(value),
-        " is not of expected type: ",
-        type_string(dtype),
+    return _format_error(
+        value, f"Type: {_json_type(value)} is not of expected type: {type_string(dtype)}"
     )
 
 
+_JSON_TYPES = {type(None): "Null", dict: "Object", list: "Array", str: "String"}
+
+
 def _json_type(value) -> str:
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
+    if isinstance(value, bool):
+        return str(value)  # rapidjson's types True and False
+    return _JSON_TYPES.get(type(value), "Number")
 
 
 def _format_error(doc, *parts: str) -> ServingError:
@@ -620,10 +565,6 @@ def value_to_string(value) -> str:
     return json.dumps(value, indent=4, ensure_ascii=False)
 
 
-def _raise(error: ServingError):
-    raise error
-
-
 # ---------------------------------------------------------------- classify / regress requests
 
 
@@ -633,11 +574,7 @@ def examples_from_json(doc: dict) -> np.ndarray:
     feeds to a classify or regress signature. With a `context`, each is the serialized context
     followed by the serialized example, which parses as the two merged (the example's features
     win)."""
-    from tensorflow.core.example import example_pb2
-
-    context = b""
-    if "context" in doc:
-        context = _example(doc["context"], example_pb2.Example()).SerializeToString()
+    context = _example(doc["context"]) if "context" in doc else b""
     if "examples" not in doc:
         # The same text for classify and regress: json_tensor.cc has one template for both.
         raise _format_error(
@@ -648,22 +585,19 @@ def examples_from_json(doc: dict) -> np.ndarray:
         raise _format_error(doc, "Expecting 'examples' value to be an list/array")
     if not examples:
         raise _format_error(doc, "'examples' value is an empty array")
-    serialized = [_example(value, example_pb2.Example()).SerializeToString() for value in examples]
-    return np.array([context + example for example in serialized], dtype=object)
+    return np.array([context + _example(value) for value in examples], dtype=object)
 
 
-def _example(value, example):
-    """MakeExampleFromJsonObject(): a JSON object as a tf.train.Example."""
+def _example(value) -> bytes:
+    """MakeExampleFromJsonObject(): a JSON object as a serialized tf.train.Example."""
     if not isinstance(value, dict):
         raise invalid("Example must be JSON object but got JSON ", _json_type(value))
+    example = example_pb2.Example()
     for name, content in value.items():
         feature = example.features.feature[name]
         for item in content if isinstance(content, list) else [content]:
             _add_to_feature(item, name, feature)
-    return example
-
-
-_FEATURE_LISTS = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}
+    return example.SerializeToString()
 
 
 def _add_to_feature(value, name: str, feature) -> None:
@@ -671,19 +605,16 @@ def _add_to_feature(value, name: str, feature) -> None:
     value decides. Integers beyond 64 bits are doubles to rapidjson, so floats here too."""
     if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_b64(value)):
         raise invalid(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
         value = float(value) if abs(value) < 2**1024 else math.copysign(math.inf, value)
-    if isinstance(value, dict) or isinstance(value, str):
+    if isinstance(value, (dict, str)):
         kind = "bytes_list"
-    elif isinstance(value, float):
-        kind = "float_list"
     else:
-        kind = "int64_list"
+        kind = "float_list" if isinstance(value, float) else "int64_list"
     current = feature.WhichOneof("kind")
     if current is not None and current != kind:
-        raise invalid(
-            f"Unexpected element type in feature: {name} expecting type: {_FEATURE_LISTS[current]}"
-        )
+        expected = current.removesuffix("_list")
+        raise invalid(f"Unexpected element type in feature: {name} expecting type: {expected}")
     if isinstance(value, dict):
         feature.bytes_list.value.append(_decode_b64(value))
     elif isinstance(value, str):
@@ -701,7 +632,7 @@ def _add_to_feature(value, name: str, feature) -> None:
 
 def format_float32(value: float) -> str:
     """WriteDecimal<float>(): "%g", else 9 digits if that does not round-trip; "1" becomes "1.0"."""
-    return _decimal(value, 9, _as_float32)
+    return _decimal(value, 9, lambda v: array.array("f", [v])[0])  # v as a C float
 
 
 def format_double(value: float) -> str:
@@ -716,13 +647,6 @@ def _decimal(value: float, digits: int, stored) -> str:
     if stored(float(text)) != stored(value):
         text = f"{value:.{digits}g}"
     return text if "." in text or "e" in text else text + ".0"
-
-
-def _as_float32(value: float) -> float:
-    try:
-        return struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        return math.inf
 
 
 def _float32_texts(flat: np.ndarray) -> list[str]:
@@ -749,14 +673,10 @@ def _values(array: np.ndarray, bytes_as_b64: bool) -> list[str]:
         return [str(v) for v in flat.tolist()]
     if kind == "b":
         return ["true" if v else "false" for v in flat.tolist()]
-    out = []
-    for v in flat.tolist():
-        data = v if isinstance(v, bytes) else str(v).encode("utf-8")
-        if bytes_as_b64:
-            out.append('{"b64": "' + base64.b64encode(data).decode("ascii") + '"}')
-        else:
-            out.append(json.dumps(data.decode("utf-8", errors="replace"), ensure_ascii=False))
-    return out
+    data = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat.tolist()]
+    if bytes_as_b64:
+        return ['{"b64": "' + base64.b64encode(d).decode("ascii") + '"}' for d in data]
+    return [_string(d) for d in data]
 
 
 def _write(shape: tuple, values: list[str], offset: int, indent: int | None) -> str:
@@ -772,14 +692,11 @@ def _write(shape: tuple, values: list[str], offset: int, indent: int | None) -> 
     for level in reversed(range(len(shape))):
         n = shape[level]
         if indent is None:
-            items = ["[" + ", ".join(items[i : i + n]) + "]" for i in range(0, len(items), n)]
+            start, sep, end = "[", ", ", "]"
         else:
-            inner = " " * (indent + 4 * level)
-            sep = ",\n" + inner + "    "
-            items = [
-                "[\n" + inner + "    " + sep.join(items[i : i + n]) + "\n" + inner + "]"
-                for i in range(0, len(items), n)
-            ]
+            inner = "\n" + " " * (indent + 4 * level)
+            start, sep, end = "[" + inner + "    ", "," + inner + "    ", inner + "]"
+        items = [start + sep.join(items[i : i + n]) + end for i in range(0, len(items), n)]
     return items[0]
 
 
