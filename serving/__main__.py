@@ -205,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_rest(args, manager, metrics, prometheus)
         if args.model_config_file is not None and args.model_config_file_poll_wait_seconds > 0:
             threading.Thread(target=watch_config, args=(args, manager, stop), daemon=True).start()
-        host, port = server.server_address[:2]
-        log.info("Exporting HTTP/REST API at:%s:%d ...", host, port)
+        log.info("Exporting HTTP/REST API at:%s:%d ...", *server.server_address[:2])
         server.serve_forever()
     except KeyboardInterrupt:
         log.info("Stopping the server.")

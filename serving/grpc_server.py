@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -65,43 +64,6 @@ def acquire(manager: Manager, spec) -> Servable:
     version = spec.version.value if choice == "version" else None
     label = spec.version_label if choice == "version_label" else None
     return manager.acquire(spec.name, version, label)
-
-
-@dataclass
-class PredictCall:
-    """A Predict request checked and converted, its model call still to make (on the event loop,
-    a worker thread or the batcher); the servable is held until the caller releases it."""
-
-    servable: Servable
-    signature: Signature
-    arrays: dict[str, np.ndarray]
-    respond: Callable[[dict[str, np.ndarray]], predict_pb2.PredictResponse]
-
-
-def prepare_predict(manager: Manager, request: predict_pb2.PredictRequest) -> PredictCall:
-    """RunPredict() up to the model call: the inputs checked against the signature, the outputs
-    asked for."""
-    servable = acquire(manager, request.model_spec)
-    try:
-        key = _key(request.model_spec)
-        proto = servable.signature_defs.get(key)
-        signature = servable.signatures.get(key)
-        if proto is None or signature is None:
-            raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{key}" not found.')
-        arrays = _inputs(proto, signature, request)
-        aliases = _output_aliases(proto, request.output_filter)
-    except BaseException:
-        manager.release(servable)
-        raise
-
-    def respond(outputs: dict[str, np.ndarray]) -> predict_pb2.PredictResponse:
-        response = predict_pb2.PredictResponse()
-        _model_spec(response.model_spec, request.model_spec.name, key, servable.version)
-        for alias in aliases:
-            response.outputs[alias].CopyFrom(tensor_proto.to_proto(outputs[alias]))
-        return response
-
-    return PredictCall(servable, signature, arrays, respond)
 
 
 def _inputs(proto, signature: Signature, request) -> dict[str, np.ndarray]:
@@ -150,24 +112,14 @@ def _output_aliases(proto, output_filter) -> list[str]:
     return aliases or sorted(proto.outputs)
 
 
-def classify(manager: Manager, request) -> classification_pb2.ClassificationResponse:
-    """TensorflowClassificationServiceImpl::Classify()."""
-    return _run_examples(manager, request, "classify", classification_pb2.ClassificationResponse())
-
-
-def regress(manager: Manager, request) -> regression_pb2.RegressionResponse:
-    """TensorflowRegressionServiceImpl::Regress()."""
-    return _run_examples(manager, request, "regress", regression_pb2.RegressionResponse())
-
-
 def _key(spec) -> str:
     """The signature a model_spec names; without one, serving_default."""
     return spec.signature_name or settings.SIGNATURE_NAME
 
 
-def _run_examples(manager: Manager, request, api: str, response):
-    """The response, its result filled from a classify or regress signature run on the request's
-    examples, its model_spec naming the version that answered."""
+def classify_or_regress(api: str, manager: Manager, request):
+    """TensorflowClassificationServiceImpl::Classify() / TensorflowRegressionServiceImpl::Regress():
+    the result of a classify or regress signature run on the request's examples."""
     if not request.HasField("model_spec"):
         raise invalid("Missing ModelSpec")
     servable = acquire(manager, request.model_spec)
@@ -181,6 +133,10 @@ def _run_examples(manager: Manager, request, api: str, response):
         outputs = signature.call({classify_regress.INPUTS: examples})
     finally:
         manager.release(servable)
+    if api == "classify":
+        response = classification_pb2.ClassificationResponse()
+    else:
+        response = regression_pb2.RegressionResponse()
     _fill_result(api, response.result, outputs, len(examples))
     _model_spec(response.model_spec, request.model_spec.name, key, servable.version)
     return response
@@ -303,7 +259,7 @@ def model_status(manager: Manager, request) -> get_model_status_pb2.GetModelStat
 
 
 def reload_config(
-    manager: Manager, read_models: Callable, request, timeout: float | None = None
+    manager: Manager, read_models: Callable, timeout: float | None, request
 ) -> model_management_pb2.ReloadConfigResponse:
     """ModelServiceImpl::HandleReloadConfigRequest(): a new model_config_list, at once."""
     config = request.config
@@ -333,8 +289,7 @@ def _wait_until_available(manager: Manager, names: list[str], timeout: float | N
     once their latest version has failed (or, ours, when the caller's deadline has passed)."""
     deadline = time.monotonic() + (timeout if timeout is not None else RELOAD_WAIT_SECONDS)
     while time.monotonic() < deadline:
-        failed = []
-        waiting = False
+        failed, waiting = [], False
         for name in names:
             try:
                 states = dict(manager.status(name, None))
@@ -404,13 +359,8 @@ class _Service:
         finally:
             self.active -= 1
         if api is not None:
-            self.metrics.record(
-                model_label(request.model_spec.name, self.manager.models),
-                api,
-                code,
-                time.perf_counter() - start,
-                entrypoint="GRPC",
-            )
+            name = model_label(request.model_spec.name, self.manager.models)
+            self.metrics.record(name, api, code, time.perf_counter() - start, entrypoint="GRPC")
         if code != "OK":
             if len(message) > ERROR_MESSAGE_LIMIT:
                 message = message[:ERROR_MESSAGE_LIMIT] + "...TRUNCATED"
@@ -421,17 +371,41 @@ class _Service:
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
 
+def _worker_rpc(function: Callable, api: str | None = None) -> Callable:
+    """An RPC answered by function(manager, request) on a worker thread; `api`: its metrics name."""
+
+    async def rpc(self: _Service, request, context):
+        work = functools.partial(self._on_worker, function, self.manager)
+        return await self._answer(work, request, context, api)
+
+    return rpc
+
+
 class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Predict(self, request, context):
         return await self._answer(self._predict, request, context, "Predict")
 
     async def _predict(self, request) -> predict_pb2.PredictResponse:
-        call = prepare_predict(self.manager, request)
+        """RunPredict(): the inputs checked against the signature, the outputs asked for."""
+        servable = acquire(self.manager, request.model_spec)
         try:
-            outputs = await self._model(call.signature, call.arrays)
+            key = _key(request.model_spec)
+            proto = servable.signature_defs.get(key)
+            signature = servable.signatures.get(key)
+            if proto is None or signature is None:
+                raise ServingError(
+                    "FAILED_PRECONDITION", f'Serving signature key "{key}" not found.'
+                )
+            arrays = _inputs(proto, signature, request)
+            aliases = _output_aliases(proto, request.output_filter)
+            outputs = await self._model(signature, arrays)
         finally:
-            self.manager.release(call.servable)
-        return call.respond(outputs)
+            self.manager.release(servable)
+        response = predict_pb2.PredictResponse()
+        _model_spec(response.model_spec, request.model_spec.name, key, servable.version)
+        for alias in aliases:
+            response.outputs[alias].CopyFrom(tensor_proto.to_proto(outputs[alias]))
+        return response
 
     async def _model(self, signature: Signature, arrays: dict) -> dict:
         """The model call: through the version's batching queue where the inputs can join a
@@ -450,21 +424,10 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
             return signature.call(arrays)
         return await self._on_worker(signature.call, arrays)
 
-    async def Classify(self, request, context):
-        work = functools.partial(self._on_worker, classify, self.manager)
-        return await self._answer(work, request, context, "Classify")
-
-    async def Regress(self, request, context):
-        work = functools.partial(self._on_worker, regress, self.manager)
-        return await self._answer(work, request, context, "Regress")
-
-    async def MultiInference(self, request, context):
-        work = functools.partial(self._on_worker, multi_inference, self.manager)
-        return await self._answer(work, request, context)
-
-    async def GetModelMetadata(self, request, context):
-        work = functools.partial(self._on_worker, model_metadata, self.manager)
-        return await self._answer(work, request, context)
+    Classify = _worker_rpc(functools.partial(classify_or_regress, "classify"), "Classify")
+    Regress = _worker_rpc(functools.partial(classify_or_regress, "regress"), "Regress")
+    MultiInference = _worker_rpc(multi_inference)
+    GetModelMetadata = _worker_rpc(model_metadata)
 
 
 def _settle(answer: asyncio.Future, outputs: dict | None, error: Exception | None) -> None:
@@ -481,14 +444,11 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
         super().__init__(manager, metrics, pool)
         self.read_models = read_models
 
-    async def GetModelStatus(self, request, context):
-        work = functools.partial(self._on_worker, model_status, self.manager)
-        return await self._answer(work, request, context)
+    GetModelStatus = _worker_rpc(model_status)
 
     async def HandleReloadConfigRequest(self, request, context):
-        timeout = context.time_remaining()
         reload = functools.partial(reload_config, self.manager, self.read_models)
-        work = functools.partial(self._on_worker, lambda r: reload(r, timeout))
+        work = functools.partial(self._on_worker, reload, context.time_remaining())
         return await self._answer(work, request, context)
 
 

@@ -157,11 +157,9 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _parse(self) -> Request | None:
         """The next complete request in the buffer (consumed), or None while it is incomplete."""
-        if self.head is None:
-            self.head = self._parse_head()
-            if self.head is None:
-                return None
-        head = self.head
+        head = self.head = self.head or self._parse_head()
+        if head is None:
+            return None
         if head.chunked:
             body = self._parse_chunks(head)
             if body is None:

@@ -42,6 +42,7 @@ STATUS_RE = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
     re.IGNORECASE,
 )
+PATTERNS = {"POST": PREDICTION_RE, "GET": STATUS_RE}
 DISPATCH_RE = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 
 # libevent's evhttp_send_error() page, which TF Serving's HTTP server sends for unknown paths.
@@ -60,10 +61,9 @@ DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
 
 @dataclass
 class ModelCall:
-    """A predict, classify or regress request checked and converted: the model call is left to a
-    worker thread, and to_json() makes the response body of its outputs.
-
-    The servable is acquired; whoever finishes the call releases it."""
+    """A predict, classify or regress request checked and converted, its model call still to make;
+    to_json() makes the response body of its outputs. Whoever finishes the call releases the
+    servable."""
 
     servable: Servable
     signature: Signature
@@ -71,7 +71,7 @@ class ModelCall:
     to_json: Callable[[dict[str, np.ndarray]], str]
 
 
-class RestServer:
+class RestServer(HttpServer):
     """The HTTP server with the manager and metrics at hand."""
 
     def __init__(
@@ -83,21 +83,14 @@ class RestServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         num_threads: int = DEFAULT_NUM_THREADS,
     ):
+        super().__init__(address, self.handle, max_body_bytes, _error_response)
         self.manager = manager
         self.metrics = metrics
         self.prometheus_path = prometheus_path
-        self.http = HttpServer(address, self.handle, max_body_bytes, _error_response)
-        self.server_address = self.http.server_address
         self.executor = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="model")
 
-    def serve_forever(self) -> None:
-        self.http.serve_forever()
-
-    def shutdown(self) -> None:
-        self.http.shutdown()
-
     def server_close(self) -> None:
-        self.http.server_close()
+        super().server_close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def handle(self, request: Request, respond: Callable[[Response], None]) -> None:
@@ -134,7 +127,7 @@ class RestServer:
                 signature.batcher.submit(result.arrays, self._on_loop(result, finish))
             else:
                 # Decided once the loop has read whatever else arrived with this request.
-                self.http.loop.call_soon(self._run, result, finish)
+                self.loop.call_soon(self._run, result, finish)
         except Exception as e:  # refused by the batcher (queue full, batch too large)
             self._model_done(result, finish, None, e)
 
@@ -142,7 +135,7 @@ class RestServer:
         """A lone request runs on the loop thread: handing it to a worker and back costs two
         thread wake-ups (bench/RESULTS.md). With others waiting, a worker runs it, so that
         their parsing overlaps the model."""
-        if self.http.waiting_connections() == 1:
+        if self.waiting_connections() == 1:
             _call(call.signature, call.arrays, functools.partial(self._model_done, call, finish))
         else:
             self.executor.submit(_call, call.signature, call.arrays, self._on_loop(call, finish))
@@ -151,7 +144,7 @@ class RestServer:
         """The done() a worker thread calls: it hands the outputs to the loop thread."""
 
         def done(outputs: dict | None, error: Exception | None) -> None:
-            self.http.call_soon(self._model_done, call, finish, outputs, error)
+            self.call_soon(self._model_done, call, finish, outputs, error)
 
         return done
 
@@ -191,15 +184,10 @@ def _error_response(status: int, message: str) -> Response:
 def route(manager: Manager, method: str, path: str, body: bytes) -> str | ModelCall:
     """HttpRestApiHandler::ProcessRequest(): the JSON body of the answer, a model call still to
     make (predict, classify, regress), or a ServingError."""
-    malformed = invalid(f"Malformed request: {method} {path}")
-    if method == "POST":
-        match = PREDICTION_RE.fullmatch(path)
-    elif method == "GET":
-        match = STATUS_RE.fullmatch(path)
-    else:
-        raise malformed
+    pattern = PATTERNS.get(method)
+    match = pattern.fullmatch(path) if pattern else None
     if match is None:
-        raise malformed
+        raise invalid(f"Malformed request: {method} {path}")
     name = _decode(match.group(1) or "")
     version = _version(match.group(2))
     label = _decode(match.group(3)) if match.group(3) else None
@@ -237,17 +225,16 @@ def predict(
     manager: Manager, name: str, version: int | None, label: str | None, body: bytes
 ) -> ModelCall:
     numeric = json_tensor.numeric_body(body)  # the common request, read in one go
-    too_deep = False
-    doc = None
+    doc, too_deep, signature_name = None, False, ""
     if not numeric:
         try:
             doc = json_tensor.parse_json(body)
+            signature_name = json_tensor.signature_name(doc)
         except json_tensor.TooDeep:
-            too_deep = True
-    signature_name = json_tensor.signature_name(doc) if doc else ""
+            too_deep, signature_name = True, _deep_signature_name(body)
     servable = manager.acquire(name, version, label)
     try:
-        key = (_deep_signature_name(body) if too_deep else signature_name) or SIGNATURE_NAME
+        key = signature_name or SIGNATURE_NAME
         signature = servable.signatures.get(key)
         if signature is None:
             raise invalid(f'Serving signature name: "{key}" not found in signature def')
