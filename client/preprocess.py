@@ -169,14 +169,10 @@ def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
     binary = (ink >= INK_LEVEL).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     # Boxes as [x0, x1, y0, y1, area, [component ids]]; label 0 is the background.
-    pieces = [
-        [x, x + w, y, y + h, area, [i]]
-        for i, (x, y, w, h, area) in enumerate(stats[1:], start=1)
-        if area > 0
-    ]
-    if not pieces:
-        return []
-    pieces.sort(key=lambda p: p[0])
+    pieces = sorted(
+        ([x, x + w, y, y + h, area, [i]] for i, (x, y, w, h, area) in enumerate(stats[1:], 1)),
+        key=lambda p: p[0],
+    )
 
     merged = True
     while merged:  # merging widens a box, which may reach the next piece
@@ -198,12 +194,11 @@ def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
                 merged = True
                 break
 
-    largest_area = max(p[4] for p in pieces)
-    tallest = max(max(p[1] - p[0], p[3] - p[2]) for p in pieces)
-    groups = []
-    for x0, x1, y0, y1, area, ids in sorted(pieces, key=lambda p: p[0]):
-        size = max(x1 - x0, y1 - y0)
-        if area < STRAY_AREA * largest_area and size < STRAY_SIZE * tallest:
-            continue
-        groups.append(np.isin(labels, ids))
-    return groups
+    # Merging keeps the pieces in order: a merged box starts where its left piece did.
+    largest_area = max((p[4] for p in pieces), default=0)
+    tallest = max((max(p[1] - p[0], p[3] - p[2]) for p in pieces), default=0)
+    return [
+        np.isin(labels, ids)
+        for x0, x1, y0, y1, area, ids in pieces
+        if area >= STRAY_AREA * largest_area or max(x1 - x0, y1 - y0) >= STRAY_SIZE * tallest
+    ]
