@@ -18,9 +18,8 @@ versions exported before they answered it take every image for a digit.
 Which version answered: a REST predict answer does not name its version. Just after it the
 client asks the same path's metadata (`answered_by`), whose `model_spec.version` is the version
 that path resolves to (the newest loaded one for "latest"); the page shows the answer first.
-Asked at the same time as the predict, it slowed the predict down. A version swap
-between the two requests could make that stale; `Prediction.version_source` says how the number
-was found.
+Asked at the same time as the predict, it slowed the predict down. A version swap between the
+two requests could make that stale; `Prediction.version_source` says how it was found.
 """
 
 import base64
@@ -175,11 +174,8 @@ def answered_by(answer: Prediction, url: str, model: str, target: str) -> Predic
         version = resolve_version(url, model, target)
     except ServingError:
         return replace(answer, version_source="the server did not say")
-    if target == LATEST:
-        source = "the newest loaded version, per its metadata"
-    else:
-        source = f"label {target} points to it, per its metadata"
-    return replace(answer, version=version, version_source=source)
+    source = "the newest loaded version" if target == LATEST else f"label {target} points to it"
+    return replace(answer, version=version, version_source=f"{source}, per its metadata")
 
 
 def _read_answer(
