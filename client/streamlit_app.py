@@ -112,9 +112,8 @@ def sidebar() -> dict:
         stroke = st.slider("Stroke width", 5, 50, 22)
 
         st.header("Compare")
-        compare = st.toggle("Compare two versions")
         other = None
-        if compare:
+        if st.toggle("Compare two versions"):
             other = st.selectbox(
                 "Compare with",
                 choices,
