@@ -34,17 +34,10 @@ def store_at(location: str) -> Store:
 
 def pages(draw_page: Callable[[], None]) -> None:
     """The app's two pages, in the sidebar's navigation; runs the one asked for."""
-    st.navigation(
-        [
-            st.Page(draw_page, title="Draw", icon="✏️", default=True),
-            st.Page(
-                drawings_page,
-                title="Your drawings",
-                icon=":material/photo_library:",
-                url_path="drawings",
-            ),
-        ]
-    ).run()
+    drawings = st.Page(
+        drawings_page, title="Your drawings", icon=":material/photo_library:", url_path="drawings"
+    )
+    st.navigation([st.Page(draw_page, title="Draw", icon="✏️", default=True), drawings]).run()
 
 
 def _save(record: dict, label_from: str | None, label: str | None, drawing: str) -> None:
