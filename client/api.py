@@ -64,9 +64,7 @@ class VersionStatus:
 class Prediction:
     probabilities: np.ndarray  # (n, 10), one row per image sent; all 0 where it found no ink
     images: np.ndarray  # (n, 28, 28) in 0..1: each digit as the model saw it
-    # (n,) bool: whether the version takes each image for a digit at all. Versions exported
-    # before they answered it take every image for one: all True.
-    is_digit: np.ndarray
+    is_digit: np.ndarray  # (n,) bool; all True from a version that does not answer it
     digit_scores: np.ndarray | None  # (n,) in 0..1, higher is more digit-like; None: not answered
     version: int | None  # the version that answered, None when it could not be found out
     version_source: str  # how `version` was found, in words
