@@ -11,7 +11,7 @@ import itertools
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 # What counts as ink is shared with the model's graph, which must find the same ink in a crop.
 from settings import (
@@ -51,7 +51,7 @@ def read_image(data: bytes, name: str = "the image") -> np.ndarray:
     unreadable = f"{name} is not an image that can be read (PNG or JPEG)"
     try:
         image = _open_image(data)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
         raise ImageError(unreadable) from e
     width, height = image.size
     if width * height > MAX_PIXELS:
