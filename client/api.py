@@ -18,9 +18,8 @@ versions exported before they answered it take every image for a digit.
 Which version answered: a REST predict answer does not name its version. Just after it the
 client asks the same path's metadata (`answered_by`), whose `model_spec.version` is the version
 that path resolves to (the newest loaded one for "latest"); the page shows the answer first.
-Asked at the same time as the predict, it slowed the predict down. A version swap
-between the two requests could make that stale; `Prediction.version_source` says how the number
-was found.
+Asked at the same time as the predict, it slowed the predict down. A version swap between the
+two requests could make that stale; `Prediction.version_source` says how it was found.
 """
 
 import base64
@@ -65,9 +64,7 @@ class VersionStatus:
 class Prediction:
     probabilities: np.ndarray  # (n, 10), one row per image sent; all 0 where it found no ink
     images: np.ndarray  # (n, 28, 28) in 0..1: each digit as the model saw it
-    # (n,) bool: whether the version takes each image for a digit at all. Versions exported
-    # before they answered it take every image for one: all True.
-    is_digit: np.ndarray
+    is_digit: np.ndarray  # (n,) bool; all True from a version that does not answer it
     digit_scores: np.ndarray | None  # (n,) in 0..1, higher is more digit-like; None: not answered
     version: int | None  # the version that answered, None when it could not be found out
     version_source: str  # how `version` was found, in words
@@ -175,11 +172,8 @@ def answered_by(answer: Prediction, url: str, model: str, target: str) -> Predic
         version = resolve_version(url, model, target)
     except ServingError:
         return replace(answer, version_source="the server did not say")
-    if target == LATEST:
-        source = "the newest loaded version, per its metadata"
-    else:
-        source = f"label {target} points to it, per its metadata"
-    return replace(answer, version=version, version_source=source)
+    source = "the newest loaded version" if target == LATEST else f"label {target} points to it"
+    return replace(answer, version=version, version_source=f"{source}, per its metadata")
 
 
 def _read_answer(

@@ -34,17 +34,10 @@ def store_at(location: str) -> Store:
 
 def pages(draw_page: Callable[[], None]) -> None:
     """The app's two pages, in the sidebar's navigation; runs the one asked for."""
-    st.navigation(
-        [
-            st.Page(draw_page, title="Draw", icon="✏️", default=True),
-            st.Page(
-                drawings_page,
-                title="Your drawings",
-                icon=":material/photo_library:",
-                url_path="drawings",
-            ),
-        ]
-    ).run()
+    drawings = st.Page(
+        drawings_page, title="Your drawings", icon=":material/photo_library:", url_path="drawings"
+    )
+    st.navigation([st.Page(draw_page, title="Draw", icon="✏️", default=True), drawings]).run()
 
 
 def _save(record: dict, label_from: str | None, label: str | None, drawing: str) -> None:
@@ -54,14 +47,10 @@ def _save(record: dict, label_from: str | None, label: str | None, drawing: str)
     try:
         store = store_at(settings.feedback_db())
         store.add(label=label, **record)
-        count = store.count()
+        said = ("ok", f"Saved — {plural(store.count(), 'drawing')} so far.")
     except StoreError as e:
-        st.session_state[SAVED][drawing] = (
-            "error",
-            f"Not saved: {e}. Your drawing is still here; try again.",
-        )
-        return
-    st.session_state[SAVED][drawing] = ("ok", f"Saved — {plural(count, 'drawing')} so far.")
+        said = ("error", f"Not saved: {e}. Your drawing is still here; try again.")
+    st.session_state[SAVED][drawing] = said
 
 
 def offer(
@@ -95,8 +84,7 @@ def offer(
     }
     key = f"feedback-{source}-{drawing}"
 
-    def saves(label_from: str | None, label: str | None) -> dict:
-        """A button's on_click and args: store the record with this label (or the field's)."""
+    def saves(label_from: str | None, label: str | None) -> dict:  # a button's on_click and args
         return {"on_click": _save, "args": (record, label_from, label, drawing)}
 
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
@@ -181,8 +169,7 @@ def drawings_page() -> None:
     aside = held_aside_mask(found.drawing_ids)
 
     st.subheader(f"{plural(count, 'drawing')}, {plural(len(found.labels), 'digit')}")
-    classes = [*range(10), settings.NOT_A_DIGIT]
-    counts = [int((found.labels == c).sum()) for c in classes]
+    counts = [int((found.labels == c).sum()) for c in [*range(10), settings.NOT_A_DIGIT]]
     columns = [str(d) for d in range(10)] + [f"{settings.NOT_A_DIGIT_MARK} (not a digit)"]
     # st.table: a plain HTML table, for a few rows (a dataframe is a canvas widget).
     st.table(pd.DataFrame([counts], index=["digits"], columns=columns))

@@ -11,7 +11,7 @@ import itertools
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 # What counts as ink is shared with the model's graph, which must find the same ink in a crop.
 from settings import (
@@ -51,7 +51,7 @@ def read_image(data: bytes, name: str = "the image") -> np.ndarray:
     unreadable = f"{name} is not an image that can be read (PNG or JPEG)"
     try:
         image = _open_image(data)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
         raise ImageError(unreadable) from e
     width, height = image.size
     if width * height > MAX_PIXELS:
@@ -169,14 +169,10 @@ def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
     binary = (ink >= INK_LEVEL).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     # Boxes as [x0, x1, y0, y1, area, [component ids]]; label 0 is the background.
-    pieces = [
-        [x, x + w, y, y + h, area, [i]]
-        for i, (x, y, w, h, area) in enumerate(stats[1:], start=1)
-        if area > 0
-    ]
-    if not pieces:
-        return []
-    pieces.sort(key=lambda p: p[0])
+    pieces = sorted(
+        ([x, x + w, y, y + h, area, [i]] for i, (x, y, w, h, area) in enumerate(stats[1:], 1)),
+        key=lambda p: p[0],
+    )
 
     merged = True
     while merged:  # merging widens a box, which may reach the next piece
@@ -198,12 +194,11 @@ def digit_groups(ink: np.ndarray) -> list[np.ndarray]:
                 merged = True
                 break
 
-    largest_area = max(p[4] for p in pieces)
-    tallest = max(max(p[1] - p[0], p[3] - p[2]) for p in pieces)
-    groups = []
-    for x0, x1, y0, y1, area, ids in sorted(pieces, key=lambda p: p[0]):
-        size = max(x1 - x0, y1 - y0)
-        if area < STRAY_AREA * largest_area and size < STRAY_SIZE * tallest:
-            continue
-        groups.append(np.isin(labels, ids))
-    return groups
+    # Merging keeps the pieces in order: a merged box starts where its left piece did.
+    largest_area = max((p[4] for p in pieces), default=0)
+    tallest = max((max(p[1] - p[0], p[3] - p[2]) for p in pieces), default=0)
+    return [
+        np.isin(labels, ids)
+        for x0, x1, y0, y1, area, ids in pieces
+        if area >= STRAY_AREA * largest_area or max(x1 - x0, y1 - y0) >= STRAY_SIZE * tallest
+    ]

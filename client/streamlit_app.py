@@ -112,9 +112,8 @@ def sidebar() -> dict:
         stroke = st.slider("Stroke width", 5, 50, 22)
 
         st.header("Compare")
-        compare = st.toggle("Compare two versions")
         other = None
-        if compare:
+        if st.toggle("Compare two versions"):
             other = st.selectbox(
                 "Compare with",
                 choices,
@@ -353,7 +352,6 @@ def training_banner(server: dict) -> None:
                 f"{state.get('test_accuracy', 0):.2%} on MNIST's test set."
             )
         return
-    fraction = float(state.get("fraction", 0.0))
     where = (
         f"model {state['model']} of {state['models']}, step {state['step']:,} of {state['steps']:,}"
         if state["state"] == "training"
@@ -362,7 +360,7 @@ def training_banner(server: dict) -> None:
         else "exporting it"
     )
     st.progress(
-        min(max(fraction, 0.0), 1.0),
+        min(max(float(state.get("fraction", 0.0)), 0.0), 1.0),
         text=f"The full model is training in the background ({where}). The quick first model "
         "answers meanwhile; the full one takes over by itself.",
     )
