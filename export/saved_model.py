@@ -2,19 +2,9 @@
 
 The layout is the contract every downstream part relies on:
 
-    <base>/<N>/saved_model.pb, variables/           signature "serving_default":
-                                                      image          float32 [-1, 28, 28, 1], 0..1
-                                                   -> probabilities  float32 [-1, 10] (softmax)
-                                                      digit          int64   [-1]     (argmax)
-                                                      is_digit       bool    [-1]
-                                                      digit_score    float32 [-1]     (0..1)
-                                                    signature "predict_image":
-                                                      image_bytes    string  [-1], PNG/JPEG/GIF/BMP
-                                                   -> probabilities  float32 [-1, 10] (0s: no ink)
-                                                      digit          int64   [-1]     (-1: no ink)
-                                                      is_digit       bool    [-1]     (no ink: 0)
-                                                      digit_score    float32 [-1]     (no ink: 0)
-                                                      mnist_image    float32 [-1, 28, 28, 1]
+    <base>/<N>/saved_model.pb, variables/                signatures "serving_default" (28x28
+                                                         images) and "predict_image" (encoded
+                                                         images), their tensors in SIGNATURES
     <base>/<N>/assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog protos
     <base>/<N>/assets.extra/metrics.json                 test accuracy, data, arch, versions...
     <base>/<N>/assets.extra/model.keras                  the Keras model, to train it further
@@ -73,8 +63,6 @@ SIGNATURES = {
         },
     },
 }
-# The canvas the warmup's images are drawn on (pixels a side), as the browser's.
-WARMUP_CANVAS = settings.CANVAS_SIZE
 TINY = 1e-12  # log(0) guard for the tempered probabilities
 
 
@@ -178,10 +166,10 @@ def write_warmup_requests(path: Path, images: np.ndarray, model_name: str) -> No
 
 
 def canvas_pngs(images: np.ndarray) -> list[bytes]:
-    """28x28 digits (0..1) enlarged onto a canvas, as PNGs."""
+    """28x28 digits (0..1) enlarged to the browser's canvas, as PNGs."""
     import tensorflow as tf
 
-    big = tf.image.resize(images.reshape(-1, 28, 28, 1), (WARMUP_CANVAS, WARMUP_CANVAS))
+    big = tf.image.resize(images.reshape(-1, 28, 28, 1), (settings.CANVAS_SIZE,) * 2)
     levels = tf.cast(tf.round(tf.clip_by_value(big, 0, 1) * 255), tf.uint8)
     return [tf.io.encode_png(image).numpy() for image in levels]
 

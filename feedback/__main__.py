@@ -134,9 +134,9 @@ def with_store(db: str | None, work: Callable[[Store], int]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["add"]:  # the command that was here, for whoever still types it
-        moved = "images are added with `python -m client add`, the same arguments"
         print(
-            f"error: {moved}: it reads them through the model server as the app does",
+            "error: images are added with `python -m client add`, the same arguments: it reads "
+            "them through the model server as the app does",
             file=sys.stderr,
         )
         return 2

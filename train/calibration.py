@@ -35,9 +35,6 @@ class Rule:
     threshold: float = 0.0  # digit_score below it: not a digit
     temperature: float = 1.0
 
-    def as_dict(self) -> dict:
-        return {"threshold": self.threshold, "temperature": self.temperature}
-
 
 def scores(p: np.ndarray) -> np.ndarray:
     """digit_score of each row of the network's probabilities (10 or 11 columns)."""

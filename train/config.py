@@ -96,7 +96,8 @@ class TrainConfig:
     )
     # Forms MNIST lacks, added to the training set: drawn continental 1s and 7s
     # (train/canvas_forms.py) and digits seen through an 8x8 grid (train/lowres_forms.py).
-    # These, --uji-forms and --optdigits-forms all 0 is the reference recipe.
+    # These, --uji-forms, --optdigits-forms and --nondigit-forms all 0, with --arch reference
+    # --epochs 15, is the reference recipe.
     continental_forms: int = forms(
         600, "add N drawn continental forms (flagged 1s, crossed 7s) to the training set"
     )

@@ -7,7 +7,7 @@ version to fine-tune), one training loop for both, the evaluation, the export.
 
 import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,10 +125,10 @@ def model_data(
     without the not-a-digit class (a fine-tune of an older version) gets digits only."""
     dataset = with_config_forms(source, config, seed)
     x, y = dataset.x_train, dataset.y_train
-    if corrections is not None and classes <= NOT_A_DIGIT:
-        corrections = feedback_data.digits_only(corrections)
     if classes <= NOT_A_DIGIT:
         x, y = x[y < NOT_A_DIGIT], y[y < NOT_A_DIGIT]
+        if corrections is not None:
+            corrections = feedback_data.digits_only(corrections)
     x, y, x_val, y_val = data.split_validation(x, y, config.val_fraction, seed, config.limit)
     repeats = 0
     if corrections is not None:
@@ -319,7 +319,7 @@ def evaluate(
         "bn_recalibrated_layers": trained.recalibrated,  # in each model
         "config": config.as_dict(),
         "not_a_digit": {
-            **rule.as_dict(),
+            **asdict(rule),
             "classes": trained.classes,
             "chosen_on": trained.rule_figures,
             "test": calibration.figures(network, dataset.y_test, rule),

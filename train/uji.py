@@ -5,9 +5,6 @@ format). `read()` returns them as typed records; `render()` draws one as the bro
 a drawing: each stroke its own polyline with a round pen, on a 280x280 RGBA image with white ink
 and the coverage in alpha. `training_forms()` draws the training writers' digits many times, with
 random pens, sizes, slants and positions, as 28x28 MNIST-style training images.
-
-`FOLDS` deals the writers into five writer-disjoint folds: a model trained with one fold kept
-out is scored on it (tests/devsets.py's `uji_digits`, bench/accuracy_bench.py).
 """
 
 import re
@@ -36,7 +33,8 @@ WRITERS = tuple(
 )
 # Five writer-disjoint folds of eight, dealt in turn from the sorted list so that each holds two
 # or three of the eleven writers of the UJI site. `python -m train --uji-fold K` keeps fold K out
-# of training; bench/accuracy_bench.py scores each fold's model on the fold it never saw.
+# of training; bench/accuracy_bench.py and tests/devsets.py's `uji_digits` score each fold's
+# model on the fold it never saw.
 FOLDS = tuple(frozenset(WRITERS[k::5]) for k in range(5))
 
 _WORD = re.compile(r"WORD (\d) (\S+)-(\d+)$")  # a digit
@@ -171,8 +169,6 @@ def draw(
             cv2.circle(big, tuple(fixed[0]), thickness * 8, 255, -1, cv2.LINE_AA, shift=4)
         else:
             cv2.polylines(big, [fixed], False, 255, thickness, cv2.LINE_AA, shift=4)
-    if k == 1:
-        return big
     return cv2.resize(big, (canvas, canvas), interpolation=cv2.INTER_AREA)
 
 
