@@ -58,11 +58,12 @@ def read_model_config_file(path: Path, models_root: Path | None) -> list[ModelCo
 def models_from_proto(config, models_root: Path | None) -> list[ModelConfig]:
     """The models of a ModelServerConfig's model_config_list (a file's, or a reload request's);
     ValueError with server_core.cc's message if one is invalid."""
-    models = []
+    models, names = [], set()
     for entry in config.model_config_list.config:
-        if entry.name in [m.name for m in models]:
+        if entry.name in names:
             # server_core.cc ValidateModelConfigList()
             raise ValueError(f"Illegal to list model {entry.name} multiple times in config list")
+        names.add(entry.name)
         if entry.model_platform not in ("", "tensorflow"):
             raise ValueError(
                 f"Model {entry.name} requests unsupported platform {entry.model_platform}"
