@@ -352,6 +352,7 @@ def training_banner(server: dict) -> None:
                 f"{state.get('test_accuracy', 0):.2%} on MNIST's test set."
             )
         return
+    fraction = float(state.get("fraction", 0.0))
     where = (
         f"model {state['model']} of {state['models']}, step {state['step']:,} of {state['steps']:,}"
         if state["state"] == "training"
@@ -360,7 +361,7 @@ def training_banner(server: dict) -> None:
         else "exporting it"
     )
     st.progress(
-        min(max(float(state.get("fraction", 0.0)), 0.0), 1.0),
+        min(max(fraction, 0.0), 1.0),
         text=f"The full model is training in the background ({where}). The quick first model "
         "answers meanwhile; the full one takes over by itself.",
     )

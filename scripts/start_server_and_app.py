@@ -44,6 +44,11 @@ def container_flags() -> list[str]:
     return [flag.replace(CONFIG_DIR, str(SERVING_DIR)) for flag in flags]
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 
@@ -156,11 +161,8 @@ def main() -> None:
         (settings.GRPC_PORT, "server's gRPC API"),
         (settings.CLIENT_PORT, "client"),
     ]:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                sys.exit(
-                    f"Port {port} (the {what}'s) is already in use: stop what uses it and retry."
-                )
+        if port_in_use(port):
+            sys.exit(f"Port {port} (the {what}'s) is already in use: stop what uses it and retry.")
     say(f"TensorFlow's and the server's own output: {settings.RUN_LOG}")
     if not list_versions(settings.MODEL_BASE_PATH):
         train_first_model()
